@@ -1,0 +1,1 @@
+"""gme-autorecord: start Tencent Cloud GME room recordings once per room session."""

@@ -1,0 +1,1 @@
+"""Adapters: concrete infrastructure behind the handler (stores, clients)."""

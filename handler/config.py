@@ -1,0 +1,91 @@
+"""All configuration, read from the environment once and validated with clear errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from handler.domain.signatures import standard_webhook_key
+
+DEFAULT_POLICY = os.path.join(os.path.dirname(__file__), "..", "policies", "default.yaml")
+
+
+def _split(value: str | None) -> list[SecretStr]:
+    return [SecretStr(v.strip()) for v in (value or "").split(",") if v.strip()]
+
+
+class ConfigError(ValueError):
+    """Names the variable at fault; never shows a secret value."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    gme_endpoint: str = "gme.tencentcloudapi.com"
+    secret_id: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    gme_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    idempotency_store: str = "sqlite:///.local/idempotency.db"
+    idempotency_expiry_seconds: Annotated[int, Field(ge=60)] = 26 * 3600
+    recording_policy: str = DEFAULT_POLICY
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    trtc_callback_keys: list[SecretStr] = Field(default_factory=list)
+    gme_callback_keys: list[SecretStr] = Field(default_factory=list)
+    record_queue_url: str | None = None
+    room_not_found_grace_seconds: Annotated[int, Field(ge=0)] = 120
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 64 * 1024
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _whsec(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            standard_webhook_key(secret.get_secret_value())  # raises on a malformed whsec_
+        return value
+
+    def webhook_keys(self) -> list[bytes]:
+        return [standard_webhook_key(s.get_secret_value()) for s in self.webhook_secrets]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        names = {
+            "gme_endpoint": "GME_ENDPOINT",
+            "secret_id": "TENCENTCLOUD_SECRET_ID",
+            "secret_key": "TENCENTCLOUD_SECRET_KEY",
+            "session_token": "TENCENTCLOUD_SESSION_TOKEN",
+            "gme_timeout_seconds": "GME_TIMEOUT_SECONDS",
+            "idempotency_store": "IDEMPOTENCY_STORE",
+            "idempotency_expiry_seconds": "IDEMPOTENCY_EXPIRY_SECONDS",
+            "recording_policy": "RECORDING_POLICY",
+            "record_queue_url": "RECORD_QUEUE_URL",
+            "room_not_found_grace_seconds": "ROOM_NOT_FOUND_GRACE_SECONDS",
+            "max_body_bytes": "MAX_BODY_BYTES",
+        }
+        lists = {
+            "webhook_secrets": "WEBHOOK_SECRETS",
+            "trtc_callback_keys": "TRTC_CALLBACK_KEY",
+            "gme_callback_keys": "GME_CALLBACK_KEY",
+        }
+        data: dict[str, object] = {k: env[v] for k, v in names.items() if env.get(v)}
+        data.update({k: _split(env.get(v)) for k, v in lists.items()})
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            every = {**names, **lists}
+            problems = [
+                f"{every.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+            raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+    def require_credentials(self) -> tuple[str, str, str | None]:
+        if not self.secret_id or not self.secret_key:
+            raise ConfigError(
+                "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY are required to call GME"
+            )
+        token = self.session_token.get_secret_value() if self.session_token else None
+        return self.secret_id.get_secret_value(), self.secret_key.get_secret_value(), token

@@ -1,0 +1,78 @@
+"""The GME port: the small interface the recorder needs, and how GME errors are classified.
+
+Adapters (the Tencent SDK client, the emulator in tests) implement `GmeGateway`; the domain only
+sees `RunningTask` and `GmeError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from handler.domain.decision import RecordMode, RecordPlan
+
+#: Codes (or code prefixes) that retrying cannot fix: bad input, missing rights, service off.
+_PERMANENT_PREFIXES = (
+    "InvalidParameter",  # also InvalidParameterValue.*
+    "MissingParameter",
+    "UnknownParameter",
+    "UnsupportedOperation",  # also .ServiceNotOpened: the recording service is not enabled
+    "UnauthorizedOperation",
+    "OperationDenied",
+    "InvalidAction",
+    "NoSuchVersion",
+    "LimitExceeded",  # quota, not rate: RequestLimitExceeded is matched first below
+    "AuthFailure",
+)
+#: Auth failures that a fresh signature or refreshed token can cure.
+_RETRYABLE_AUTH = ("AuthFailure.SignatureExpire", "AuthFailure.TokenFailure")
+ROOM_NOT_FOUND = "ResourceNotFound.RoomNotFound"
+TASK_IN_USE = "ResourceInUse.TaskInUse"
+TASK_NOT_FOUND = "ResourceNotFound.TaskNotFound"
+#: Our own code for a 200 answer without a TaskId (the SDK hides some errors that way).
+EMPTY_RESPONSE = "EmptyResponse"
+
+
+def is_retryable(code: str, *, room_is_new: bool = True) -> bool:
+    """Whether a later retry of the same call may succeed.
+
+    Unknown codes count as retryable: the queue bounds the retries and the DLQ keeps the event,
+    which is better than dropping a room on a code we have not seen.
+    """
+    if code.startswith("RequestLimitExceeded") or code in _RETRYABLE_AUTH:
+        return True
+    if code == ROOM_NOT_FOUND:
+        # A room-created event can outrun the first member into the room; later it means "gone".
+        return room_is_new
+    if code == TASK_NOT_FOUND:
+        return False
+    return not code.startswith(_PERMANENT_PREFIXES)
+
+
+class GmeError(Exception):
+    """A GME call that did not succeed, with GME's code (or an SDK pseudo-code)."""
+
+    def __init__(self, action: str, code: str, message: str, request_id: str | None = None):
+        super().__init__(f"{action} failed: {code}: {message}")
+        self.action = action
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class RunningTask:
+    task_id: str
+    record_mode: RecordMode | None
+    allow_user_ids: tuple[str, ...] = ()
+    block_user_ids: tuple[str, ...] = ()
+
+
+class GmeGateway(Protocol):
+    """The three GME calls the recorder makes. Implementations raise `GmeError`."""
+
+    def describe_task(self, biz_id: int, room_id: str) -> RunningTask | None: ...
+
+    def start_record(self, biz_id: int, room_id: str, plan: RecordPlan) -> str: ...
+
+    def stop_record(self, biz_id: int, task_id: str) -> None: ...

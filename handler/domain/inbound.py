@@ -1,0 +1,250 @@
+"""Turn raw inbound payloads (any accepted format) into `RoomEvent`s.
+
+Signature checks happen before this, over the raw bytes; this module only parses. It is shared
+by the webhook and the queue worker so both accept exactly the same formats with the same errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from handler.domain.events import (
+    BizId,
+    EventKind,
+    EventSource,
+    InboundFormat,
+    RoomEvent,
+    RoomId,
+    Scalar,
+    Session,
+)
+
+MAX_ATTRIBUTES = 64
+MAX_ENVELOPE_DEPTH = 3
+
+
+class InvalidEvent(ValueError):
+    """Raised for any payload we refuse; `code` is machine-readable, `field` names the culprit."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"code": self.code, "message": self.message}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+class IgnoredEvent(BaseModel):
+    """A well-formed payload that needs no action (for example a TRTC user-entered event)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format: InboundFormat
+    reason: str
+
+
+AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class RoomEventV1(BaseModel):
+    """Wire model of the project's own room event, format version 1 (see events/schema)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: Literal[1] = 1
+    type: Literal["room.created", "room.closed"]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
+    time: datetime
+    biz_id: BizId
+    room_id: RoomId
+    session: Session
+    attributes: dict[AttributeKey, Annotated[Scalar, Field(union_mode="left_to_right")]] = Field(
+        default_factory=dict, max_length=MAX_ATTRIBUTES
+    )
+
+    def to_room_event(self) -> RoomEvent:
+        return RoomEvent(
+            kind=EventKind(self.type),
+            event_id=self.id,
+            biz_id=self.biz_id,
+            room_id=self.room_id,
+            session=self.session,
+            occurred_at=self.time,
+            format=InboundFormat.ROOM_EVENT_V1,
+            attributes=self.attributes,
+        )
+
+
+class TrtcEventInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    RoomId: int | str
+    EventTs: int | None = Field(default=None, ge=0)
+    EventMsTs: int | None = Field(default=None, ge=0)
+    UserId: str | int | None = None
+
+
+class TrtcCallback(BaseModel):
+    """TRTC room callback (EventGroupId 1). Only 101 (created) and 102 (dismissed) matter."""
+
+    model_config = ConfigDict(extra="allow")
+
+    EventGroupId: int
+    EventType: int
+    CallbackTs: int = Field(ge=0)
+    EventInfo: TrtcEventInfo
+
+
+TRTC_KINDS = {101: EventKind.ROOM_CREATED, 102: EventKind.ROOM_CLOSED}
+
+
+def _field_path(error: Mapping[str, Any]) -> str:
+    return ".".join(str(p) for p in error.get("loc", ())) or "(body)"
+
+
+def _invalid(exc: ValidationError, prefix: str = "") -> InvalidEvent:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    field = prefix + _field_path(first)
+    return InvalidEvent("invalid_field", f"{field}: {first['msg']}", field)
+
+
+def parse_json(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidEvent(
+            "invalid_json", f"body is not valid JSON: {type(exc).__name__}"
+        ) from None
+
+
+def parse_room_event_v1(doc: Any) -> RoomEvent:
+    if not isinstance(doc, dict):
+        raise InvalidEvent("invalid_body", "room event must be a JSON object")
+    try:
+        return RoomEventV1.model_validate(_json_strict(doc)).to_room_event()
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _json_strict(doc: dict[str, Any]) -> dict[str, Any]:
+    """Strict mode refuses ISO strings for datetimes: parse `time` here, keep the rest strict."""
+    value = doc.get("time")
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidEvent("invalid_field", "time: not an ISO 8601 date-time", "time") from None
+        if parsed.tzinfo is None:
+            raise InvalidEvent("invalid_field", "time: must carry a timezone (e.g. Z)", "time")
+        return {**doc, "time": parsed}
+    return doc
+
+
+def parse_trtc(doc: Any, sdk_app_id: int | str | None) -> RoomEvent | IgnoredEvent:
+    """Normalise a TRTC room callback. The app id comes from the `SdkAppId` header (or queue
+    message attribute) because TRTC room callbacks do not carry it in the body."""
+    if not isinstance(doc, dict):
+        raise InvalidEvent("invalid_body", "TRTC callback must be a JSON object")
+    try:
+        cb = TrtcCallback.model_validate(doc)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    kind = TRTC_KINDS.get(cb.EventType) if cb.EventGroupId == 1 else None
+    if kind is None:
+        return IgnoredEvent(
+            format=InboundFormat.TRTC,
+            reason=f"TRTC event {cb.EventGroupId}/{cb.EventType} does not start or stop rooms",
+        )
+    app_id = _app_id(sdk_app_id)
+    info = cb.EventInfo
+    # TRTC retries send the same body, so the room's own event time identifies this room's life.
+    session_ms = info.EventMsTs or (info.EventTs * 1000 if info.EventTs else None) or cb.CallbackTs
+    try:
+        return RoomEvent(
+            kind=kind,
+            event_id=f"trtc:{app_id}:{info.RoomId}:{cb.EventType}:{session_ms}",
+            biz_id=app_id,
+            room_id=str(info.RoomId),
+            session=f"trtc-{session_ms}" if kind is EventKind.ROOM_CREATED else "close",
+            occurred_at=datetime.fromtimestamp(session_ms / 1000, tz=UTC),
+            format=InboundFormat.TRTC,
+            attributes={"trtc_user_id": str(info.UserId)} if info.UserId is not None else {},
+        )
+    except ValidationError as exc:
+        raise _invalid(exc, prefix="EventInfo.") from None
+    except (OverflowError, OSError, ValueError):
+        raise InvalidEvent(
+            "invalid_field", "EventInfo.EventMsTs: out of range", "EventInfo"
+        ) from None
+
+
+def _app_id(value: int | str | None) -> int:
+    if value is None or value == "":
+        raise InvalidEvent("missing_app_id", "TRTC callback needs the SdkAppId header", "SdkAppId")
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**63:
+        raise InvalidEvent("invalid_field", "SdkAppId: must be a positive integer", "SdkAppId")
+    return int(text)
+
+
+def parse_normalised(doc: dict[str, Any]) -> RoomEvent:
+    """Events the webhook already verified and normalised before enqueueing."""
+    try:
+        return RoomEvent.model_validate(doc)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def unwrap(doc: Any) -> tuple[Any, dict[str, str]]:
+    """Peel SNS and EventBridge envelopes; returns the inner document and hints found on the way."""
+    hints: dict[str, str] = {}
+    for _ in range(MAX_ENVELOPE_DEPTH):
+        if isinstance(doc, dict) and doc.get("Type") == "Notification" and "Message" in doc:
+            attrs = doc.get("MessageAttributes") or {}
+            if isinstance(attrs, dict):
+                for name, attr in attrs.items():
+                    if isinstance(attr, dict) and isinstance(attr.get("Value"), str):
+                        hints[name] = attr["Value"]
+            message = doc["Message"]
+            doc = parse_json(message) if isinstance(message, str) else message
+        elif isinstance(doc, dict) and "detail-type" in doc and "detail" in doc:
+            doc = doc["detail"]
+        else:
+            break
+    return doc, hints
+
+
+def parse_message(
+    doc: Any, source: EventSource, sdk_app_id: int | str | None = None
+) -> RoomEvent | IgnoredEvent:
+    """Parse a queue message (or any inbound document) whatever its format."""
+    doc, hints = unwrap(doc)
+    if not isinstance(doc, dict):
+        raise InvalidEvent("invalid_body", "message body must be a JSON object")
+    event: RoomEvent | IgnoredEvent
+    if "EventGroupId" in doc:
+        event = parse_trtc(doc, sdk_app_id or hints.get("SdkAppId"))
+    elif "type" in doc and "biz_id" in doc:
+        event = parse_room_event_v1(doc)
+    elif "kind" in doc and "event_id" in doc and "format" in doc:
+        event = parse_normalised(doc)
+    elif "TaskID" in doc and "EventType" in doc:
+        event = IgnoredEvent(
+            format=InboundFormat.GME_RECORDING,
+            reason="GME recording callbacks are accepted but not yet used (best effort only)",
+        )
+    else:
+        raise InvalidEvent(
+            "unknown_format", "body is not a room event v1, TRTC room callback or GME callback"
+        )
+    return event.with_source(source) if isinstance(event, RoomEvent) else event

@@ -1,0 +1,197 @@
+"""Run the Lambda entry points on this machine: an HTTP server with the deployed routes, and a
+one-shot invoke on a sample event. Local only; nothing here runs in Lambda.
+
+When no TENCENTCLOUD_SECRET_ID is set, the GME emulator is started in-process and used instead
+of Tencent Cloud, and the runner says so before anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from handler import app
+
+#: Local-only signing keys, used when the real ones are not configured. Never deploy them.
+LOCAL_WEBHOOK_SECRET = "whsec_bG9jYWwtZGV2LW9ubHktbm90LWEtc2VjcmV0"  # noqa: S105 - public dev key
+LOCAL_CALLBACK_KEY = "local-dev-only-callback-key"
+LOCAL_DEFAULTS = {
+    "WEBHOOK_SECRETS": LOCAL_WEBHOOK_SECRET,
+    "TRTC_CALLBACK_KEY": LOCAL_CALLBACK_KEY,
+    "GME_CALLBACK_KEY": LOCAL_CALLBACK_KEY,
+}
+
+
+class LocalContext:
+    """The parts of the Lambda context Powertools reads."""
+
+    def __init__(self, function_name: str, timeout_ms: int = 30_000) -> None:
+        self.function_name = f"gme-autorecord-local-{function_name}"
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{function_name}"
+        self.memory_limit_in_mb = 256
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = "local"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def local_environment() -> Iterator[None]:
+    """Fill in local defaults and, without real credentials, run the GME emulator."""
+    for name, value in LOCAL_DEFAULTS.items():
+        if not os.environ.get(name):
+            os.environ[name] = value
+            say(f"  {name}: local development key (set {name} to use your own)")
+    if os.environ.get("TENCENTCLOUD_SECRET_ID"):
+        say(
+            f"  GME: {os.environ.get('GME_ENDPOINT', 'gme.tencentcloudapi.com')} (real credentials)"
+        )
+        app.reset()
+        yield
+        return
+    from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, GmeEmulator
+
+    with GmeEmulator() as emu:
+        os.environ.update(
+            GME_ENDPOINT=emu.url,
+            TENCENTCLOUD_SECRET_ID=DEFAULT_SECRET_ID,
+            TENCENTCLOUD_SECRET_KEY=DEFAULT_SECRET_KEY,
+        )
+        say(
+            f"  GME: EMULATOR at {emu.url} (no TENCENTCLOUD_SECRET_ID set; nothing reaches Tencent)"
+        )
+        say(f"       inspect it: curl {emu.url}/_emulator/tasks")
+        app.reset()
+        try:
+            yield
+        finally:
+            for name in ("GME_ENDPOINT", "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"):
+                os.environ.pop(name, None)
+            app.reset()
+
+
+def http_event(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """Build the API Gateway HTTP API (payload 2.0) event the deployed webhook receives."""
+    now = time.time()
+    try:
+        text, b64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        import base64
+
+        text, b64 = base64.b64encode(body).decode(), True
+    route, _, query = path.partition("?")
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": route,
+        "rawQueryString": query,
+        "headers": {k.lower(): v for k, v in headers.items()},
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "http": {
+                "method": method,
+                "path": route,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "body": text,
+        "isBase64Encoded": b64,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "gme-autorecord-local"
+
+    def _serve(self) -> None:
+        from handler import webhook
+
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        event = http_event(self.command, self.path, dict(self.headers.items()), body)
+        result = webhook.handler(event, LocalContext("webhook"))
+        payload = (result.get("body") or "").encode()
+        self.send_response(result.get("statusCode", 500))
+        for name, value in (result.get("headers") or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+def serve(host: str, port: int) -> None:
+    say("gme-autorecord local stack")
+    with local_environment():
+        settings = app.settings()
+        policy = app.policy()
+        say(f"  idempotency store: {settings.idempotency_store}")
+        say(f"  policy: {policy.source} ({policy.version})")
+        say(
+            "  worker: inline (no RECORD_QUEUE_URL)"
+            if not settings.record_queue_url
+            else f"  worker: queue {settings.record_queue_url}"
+        )
+        server = ThreadingHTTPServer((host, port), _Handler)
+        url = f"http://{host}:{server.server_address[1]}"
+        say(
+            f"  listening on {url}: POST /v1/room-events, /v1/trtc/room-callbacks, "
+            "/v1/gme/recording-callbacks; GET /health"
+        )
+        say(f"  try: .venv/bin/python -m handler send events/room-created.json --url {url}")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+def invoke(function: str, event: dict[str, Any]) -> Any:
+    """Run one entry point on one event, like `sls invoke local`."""
+    with local_environment():
+        if function == "webhook":
+            from handler import webhook
+
+            result: Any = webhook.handler(event, LocalContext(function))
+            if isinstance(result.get("body"), str):
+                with suppress(ValueError):
+                    result = {**result, "body": json.loads(result["body"])}
+            return result
+        if function == "worker":
+            from handler import worker
+
+            response, report = worker.process_batch(event, LocalContext(function))
+            return {"response": response, "messages": report}
+        from handler import scheduler
+
+        return scheduler.handler(event, LocalContext(function))

@@ -1,0 +1,169 @@
+"""Use case: make sure the room session the policy wants recorded has exactly one GME task.
+
+The whole check-then-start runs inside a Powertools idempotent function keyed on
+(biz_id, room_id, session), shared by every trigger, so duplicate deliveries by webhook, queue
+or schedule replay the stored outcome instead of calling GME again. Inside, GME itself is asked
+first (DescribeTaskInfo) so that a task started by a crashed earlier attempt is adopted, never
+doubled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+
+from handler.domain.gme import (
+    TASK_IN_USE,
+    TASK_NOT_FOUND,
+    GmeError,
+    GmeGateway,
+    RunningTask,
+    is_retryable,
+)
+from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
+
+#: Stable, so renaming or moving code never resets the key space (Powertools' default would).
+KEY_PREFIX = "gme-autorecord.ensure-recording"
+KEY_FIELDS = "[biz_id, room_id, session]"
+
+
+class RetryLater(Exception):
+    """The outcome is not known yet; the delivery should be retried (queue) or refused (503)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Recorder:
+    def __init__(
+        self,
+        gme: GmeGateway,
+        store: BasePersistenceLayer,
+        expiry_seconds: int,
+        room_not_found_grace_seconds: int = 120,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._gme = gme
+        self._grace = room_not_found_grace_seconds
+        self._clock = clock
+        self.config = IdempotencyConfig(
+            event_key_jmespath=KEY_FIELDS,
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=expiry_seconds,
+            response_hook=_mark_duplicate,
+        )
+        self._ensure = idempotent_function(
+            data_keyword_argument="command",
+            persistence_store=store,
+            config=self.config,
+            key_prefix=KEY_PREFIX,
+            output_serializer=PydanticSerializer(Outcome),
+        )(self._ensure_recording)
+
+    def register_context(self, context: Any) -> None:
+        """Ties the in-progress lock to the Lambda's remaining time, so a crash frees it."""
+        self.config.register_lambda_context(context)
+
+    def ensure(self, command: StartCommand) -> Outcome:
+        outcome: Outcome = self._ensure(command=command)
+        return outcome
+
+    def stop(self, biz_id: int, room_id: str) -> Outcome:
+        """Stop whatever task runs in the room. Naturally idempotent: no task means done."""
+        base = {"biz_id": biz_id, "room_id": room_id}
+        task = self._gme.describe_task(biz_id, room_id)
+        if task is None:
+            return Outcome(status=OutcomeStatus.STOPPED, reason="no task was running", **base)
+        try:
+            self._gme.stop_record(biz_id, task.task_id)
+        except GmeError as exc:
+            if exc.code != TASK_NOT_FOUND:
+                raise
+        return Outcome(
+            status=OutcomeStatus.STOPPED, task_id=task.task_id, reason="room closed", **base
+        )
+
+    def _ensure_recording(self, command: StartCommand) -> Outcome:
+        decision = command.decision
+        base = _base(command)
+        if not decision.record or decision.plan is None:
+            return Outcome(status=OutcomeStatus.SKIPPED, reason=decision.reason, **base)
+        try:
+            return self._start_once(command, base)
+        except GmeError as exc:
+            if self._retryable(command, exc.code):
+                # Escaping the idempotent function deletes the record, so a retry runs again.
+                raise RetryLater(exc.code, exc.message) from None
+            # Stored like a success: redeliveries replay this answer and never call GME again.
+            return Outcome(
+                status=OutcomeStatus.FAILED,
+                reason=f"GME refused {exc.action}: {exc.message}",
+                error_code=exc.code,
+                request_id=exc.request_id,
+                **base,
+            )
+
+    def _start_once(self, command: StartCommand, base: dict[str, Any]) -> Outcome:
+        plan = command.decision.plan
+        assert plan is not None
+        running = self._gme.describe_task(command.biz_id, command.room_id)
+        if running is not None:
+            return _adopted(base, running, "GME already had a task for this room")
+        try:
+            task_id = self._gme.start_record(command.biz_id, command.room_id, plan)
+        except GmeError as exc:
+            if exc.code != TASK_IN_USE:
+                raise
+            running = self._gme.describe_task(command.biz_id, command.room_id)
+            if running is None:
+                raise RetryLater(TASK_IN_USE, "task in use but not visible yet") from None
+            return _adopted(base, running, "StartRecord answered TaskInUse")
+        return Outcome(
+            status=OutcomeStatus.STARTED,
+            task_id=task_id,
+            record_mode=plan.record_mode,
+            allow_user_ids=plan.allow_user_ids,
+            block_user_ids=plan.block_user_ids,
+            reason=command.decision.reason,
+            **base,
+        )
+
+    def _retryable(self, command: StartCommand, code: str) -> bool:
+        age = self._clock() - command.occurred_at.timestamp()
+        return is_retryable(code, room_is_new=age <= self._grace)
+
+
+def _base(command: StartCommand) -> dict[str, Any]:
+    return {
+        "biz_id": command.biz_id,
+        "room_id": command.room_id,
+        "session": command.session,
+        "rule": command.decision.rule,
+        "policy_version": command.decision.policy_version,
+    }
+
+
+def _adopted(base: dict[str, Any], task: RunningTask, why: str) -> Outcome:
+    return Outcome(
+        status=OutcomeStatus.ADOPTED,
+        task_id=task.task_id,
+        record_mode=task.record_mode,
+        allow_user_ids=task.allow_user_ids,
+        block_user_ids=task.block_user_ids,
+        reason=why,
+        **base,
+    )
+
+
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
+    if isinstance(response, Outcome):
+        return response.model_copy(update={"duplicate": True})
+    return response

@@ -1,0 +1,49 @@
+"""Use case shared by all triggers: one room event in, one outcome out.
+
+The webhook (inline mode), the queue worker and the scheduler all call `RecordingService.handle`,
+so a room goes through one code path and one idempotency key space whichever way it arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from handler.domain.events import EventKind, RoomEvent
+from handler.domain.inbound import IgnoredEvent
+from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
+from handler.domain.policy import Policy
+from handler.observability import logger
+from handler.recorder import Recorder
+
+
+class RecordingService:
+    def __init__(self, policy: Callable[[], Policy], recorder: Recorder) -> None:
+        self._policy = policy
+        self._recorder = recorder
+
+    def handle(self, event: RoomEvent | IgnoredEvent) -> Outcome:
+        if isinstance(event, IgnoredEvent):
+            logger.info("event ignored", extra={"format": event.format, "reason": event.reason})
+            return Outcome(status=OutcomeStatus.IGNORED, reason=event.reason)
+        if event.kind is EventKind.ROOM_CLOSED:
+            outcome = self._recorder.stop(event.biz_id, event.room_id)
+            logger.info("room closed", extra={**event.log_keys(), "task_id": outcome.task_id})
+            return outcome
+        decision = self._policy().decide(event)
+        outcome = self._recorder.ensure(StartCommand.for_event(event, decision))
+        # The one line an operator greps for: what was decided for this room, and why.
+        logger.info(
+            "recording decision",
+            extra={
+                **event.log_keys(),
+                "decision": "record" if decision.record else "skip",
+                "rule": decision.rule,
+                "policy_version": decision.policy_version,
+                "reason": decision.reason,
+                "status": outcome.status.value,
+                "task_id": outcome.task_id,
+                "error_code": outcome.error_code,
+                "duplicate": outcome.duplicate,
+            },
+        )
+        return outcome

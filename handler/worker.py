@@ -1,0 +1,77 @@
+"""Lambda entry for the SQS queue: each message is one room event in any accepted format.
+
+Failures are reported per message (ReportBatchItemFailures): SQS retries only those, and after
+`maxReceiveCount` moves them to the DLQ. Every failed item is logged with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+)
+
+from handler import app
+from handler.domain.events import EventSource
+from handler.domain.inbound import InvalidEvent, parse_json, parse_message
+from handler.domain.outcome import Outcome, OutcomeStatus
+from handler.observability import logger
+from handler.recorder import RetryLater
+
+
+class ItemFailed(Exception):
+    """A message we could not bring to a final good outcome; the text is the reason."""
+
+
+def record_handler(record: SQSRecord) -> Outcome:
+    attributes = record.message_attributes
+    app_id_attr = attributes.get("SdkAppId")
+    app_id = app_id_attr.string_value if app_id_attr is not None else None
+    event = parse_message(parse_json(record.body), EventSource.QUEUE, sdk_app_id=app_id)
+    outcome = app.service().handle(event)
+    if outcome.status is OutcomeStatus.FAILED:
+        raise ItemFailed(f"{outcome.error_code}: {outcome.reason}")
+    return outcome
+
+
+def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, InvalidEvent):
+        return f"{exc.code}: {exc.message}"
+    if isinstance(exc, RetryLater):
+        return f"retry: {exc.code}: {exc.message}"
+    if isinstance(exc, IdempotencyAlreadyInProgressError):
+        return "retry: in_progress: another delivery of this room session is being processed"
+    if isinstance(exc, ItemFailed):
+        return f"failed: {exc}"
+    return f"error: {type(exc).__name__}"
+
+
+def process_batch(
+    event: dict[str, Any], context: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Returns the Lambda response and a per-message report (id, ok, outcome or reason)."""
+    app.bind_context(context)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    with processor(records=event.get("Records", []), handler=record_handler):
+        results = processor.process()
+    failures = iter(processor.exceptions)
+    report: list[dict[str, Any]] = []
+    for status, result, record in results:
+        message_id = record.get("messageId")
+        if status == "success":
+            outcome = result.model_dump(mode="json", exclude_defaults=True)
+            report.append({"message_id": message_id, "ok": True, "outcome": outcome})
+            continue
+        reason = _reason(next(failures, (None, None, None))[1])
+        logger.warning("message failed", extra={"message_id": message_id, "reason": reason})
+        report.append({"message_id": message_id, "ok": False, "reason": reason})
+    return dict(processor.response()), report
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response, _ = process_batch(event, context)
+    return response
