@@ -7,12 +7,15 @@ configuration error surfaces as one clear message on the first event rather than
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from handler.config import Settings
+from handler.config import ConfigError, Settings
 from handler.domain.policy import Policy, load_policy
 from handler.recorder import Recorder
 from handler.service import RecordingService
+
+if TYPE_CHECKING:
+    from handler.adapters.queue import SqsPublisher
 
 
 @cache
@@ -67,7 +70,17 @@ def service() -> RecordingService:
     return RecordingService(policy, recorder())
 
 
+@cache
+def publisher() -> SqsPublisher:
+    from handler.adapters.queue import SqsPublisher
+
+    url = settings().record_queue_url
+    if not url:
+        raise ConfigError("RECORD_QUEUE_URL is not set")
+    return SqsPublisher(url)
+
+
 def reset() -> None:
     """Forget every built adapter (tests and the local runner change the environment)."""
-    for fn in (settings, policy, gme, recorder, service):
+    for fn in (settings, policy, gme, recorder, service, publisher):
         fn.cache_clear()

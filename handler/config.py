@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from handler.adapters.secrets import is_reference
 from handler.domain.signatures import standard_webhook_key
 
 DEFAULT_POLICY = os.path.join(os.path.dirname(__file__), "..", "policies", "default.yaml")
@@ -19,6 +20,27 @@ def _split(value: str | None) -> list[SecretStr]:
 
 class ConfigError(ValueError):
     """Names the variable at fault; never shows a secret value."""
+
+
+SECRET_VARIABLES = (
+    "TENCENTCLOUD_SECRET_ID",
+    "TENCENTCLOUD_SECRET_KEY",
+    "TENCENTCLOUD_SESSION_TOKEN",
+    "WEBHOOK_SECRETS",
+    "TRTC_CALLBACK_KEY",
+    "GME_CALLBACK_KEY",
+)
+
+
+def _fetch(name: str, reference: str, resolve: Callable[[str], str] | None) -> str:
+    if resolve is None:
+        from handler.adapters import secrets
+
+        resolve = secrets.resolve
+    try:
+        return resolve(reference)
+    except Exception as exc:  # any fetch failure: name the variable, not the value
+        raise ConfigError(f"{name}: cannot resolve {reference} ({type(exc).__name__})") from None
 
 
 class Settings(BaseModel):
@@ -50,8 +72,18 @@ class Settings(BaseModel):
         return [standard_webhook_key(s.get_secret_value()) for s in self.webhook_secrets]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        resolve: Callable[[str], str] | None = None,
+    ) -> Settings:
+        """Read the environment. Secret variables may hold a reference (`ssm:/path` or
+        `secretsmanager:name`) instead of a value; `resolve` fetches it."""
+        env = dict(os.environ if env is None else env)
+        for name in SECRET_VARIABLES:
+            value = env.get(name, "")
+            if is_reference(value):
+                env[name] = _fetch(name, value, resolve)
         names = {
             "gme_endpoint": "GME_ENDPOINT",
             "secret_id": "TENCENTCLOUD_SECRET_ID",

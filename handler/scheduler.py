@@ -11,7 +11,7 @@ from typing import Any
 from handler.observability import logger
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info("scheduler tick", extra={"time": event.get("time"), "id": event.get("id")})
     return {"status": "noop", "reason": "scheduled windows, renewal and sweep are not built yet"}

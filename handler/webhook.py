@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -17,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from handler import app
-from handler.adapters.queue import QueueUnavailable, SqsPublisher
+from handler.adapters.queue import QueueUnavailable
 from handler.domain.events import RoomEvent
 from handler.ingest import Rejected, Route, ingest
 from handler.observability import logger
@@ -26,7 +25,9 @@ from handler.recorder import RetryLater
 api = APIGatewayHttpResolver()
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
+def _json(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[str]:
     return Response(status, "application/json", json.dumps(body), headers)
 
 
@@ -34,13 +35,6 @@ def _raw_body() -> bytes:
     event = api.current_event
     body = event.body or ""
     return base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8")
-
-
-@cache
-def _publisher() -> SqsPublisher:
-    url = app.settings().record_queue_url
-    assert url is not None
-    return SqsPublisher(url)
 
 
 def _accept(route: Route) -> Response[str]:
@@ -53,7 +47,7 @@ def _accept(route: Route) -> Response[str]:
         logger.append_keys(**event.log_keys())
         if app.settings().record_queue_url:
             try:
-                message_id = _publisher().publish(event)
+                message_id = app.publisher().publish(event)
             except QueueUnavailable:
                 return _json(
                     503, {"code": "queue_unavailable", "message": "try again"}, {"Retry-After": "5"}
@@ -102,7 +96,9 @@ def unexpected(exc: Exception) -> Response[str]:
     return _json(500, {"code": "internal_error", "message": "internal error"})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     app.bind_context(context)
     return api.resolve(event, context)

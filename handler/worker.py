@@ -27,8 +27,7 @@ class ItemFailed(Exception):
 
 
 def record_handler(record: SQSRecord) -> Outcome:
-    attributes = record.message_attributes
-    app_id_attr = attributes.get("SdkAppId")
+    app_id_attr = record.message_attributes["SdkAppId"]  # None when absent (Powertools)
     app_id = app_id_attr.string_value if app_id_attr is not None else None
     event = parse_message(parse_json(record.body), EventSource.QUEUE, sdk_app_id=app_id)
     outcome = app.service().handle(event)
@@ -71,7 +70,7 @@ def process_batch(
     return dict(processor.response()), report
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response, _ = process_batch(event, context)
     return response
