@@ -8,6 +8,7 @@ of Tencent Cloud, and the runner says so before anything else.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from handler import app
+from handler.observability import logger
 
 #: Local-only signing keys, used when the real ones are not configured. Never deploy them.
 LOCAL_WEBHOOK_SECRET = "whsec_bG9jYWwtZGV2LW9ubHktbm90LWEtc2VjcmV0"  # noqa: S105 - public dev key
@@ -53,6 +55,10 @@ def say(line: str) -> None:
 @contextmanager
 def local_environment() -> Iterator[None]:
     """Fill in local defaults and, without real credentials, run the GME emulator."""
+    # Logs to stderr, so stdout carries only the result a command prints.
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
     for name, value in LOCAL_DEFAULTS.items():
         if not os.environ.get(name):
             os.environ[name] = value
