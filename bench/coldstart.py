@@ -1,0 +1,148 @@
+"""Import time of each Lambda entry module, as a multiple of the third-party imports it needs.
+
+Each sample is a fresh interpreter (``subprocess.run([sys.executable, "-c", ...])``) timing one
+import statement from inside, so interpreter start-up is excluded. Entry modules and their
+baselines are sampled round-robin, R times each, so that machine noise spreads evenly; the
+medians are compared. One untimed round first makes sure every ``.pyc`` is fresh.
+
+Baselines, the packages each entry needs anyway:
+  webhook   Powertools Logger + event_handler + idempotency, pydantic, yaml, Tencent GME client
+  worker    Powertools Logger + batch + idempotency, pydantic, yaml, Tencent GME client
+  scheduler Powertools Logger
+
+The handler builds the GME client lazily, on the first event, so an entry module's import may
+not load the SDK at all; the output says which baseline packages each import really loaded, and
+prints (for information, not as a verdict) the cost of the import plus the SDK, which the first
+event then pays.
+
+    .venv/bin/python -m bench.coldstart [-r RUNS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+from bench._common import ROOT, Result, env_int, header, median, ms, report
+
+TARGET = 1.15
+
+POWERTOOLS_LOGGER = "from aws_lambda_powertools import Logger"
+IDEMPOTENCY = (
+    "from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function"
+)
+SDK = "from tencentcloud.gme.v20180711 import gme_client, models"
+COMMON = [IDEMPOTENCY, "import pydantic", "import yaml", SDK]
+BASELINES = {
+    "handler.webhook": [
+        POWERTOOLS_LOGGER,
+        "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver",
+        *COMMON,
+    ],
+    "handler.worker": [
+        POWERTOOLS_LOGGER,
+        "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType",
+        *COMMON,
+    ],
+    "handler.scheduler": [POWERTOOLS_LOGGER],
+}
+#: Top-level names reported as "loaded by the import" (a baseline package the import skipped).
+WATCHED = {
+    "aws_lambda_powertools.utilities.idempotency": "idempotency",
+    "aws_lambda_powertools.utilities.batch": "batch",
+    "aws_lambda_powertools.event_handler": "event_handler",
+    "pydantic": "pydantic",
+    "yaml": "yaml",
+    "tencentcloud.gme.v20180711.gme_client": "tencentcloud",
+    "boto3": "boto3",
+}
+
+
+def snippet(statements: str) -> str:
+    """The timed program: the brief's one-liner, plus a second line naming what got loaded."""
+    watched = json.dumps(WATCHED)
+    return (
+        f"import time; t=time.perf_counter(); {statements}; print(time.perf_counter()-t)\n"
+        f"import sys, json; w = {watched}\n"
+        "print(json.dumps([v for k, v in w.items() if k in sys.modules]))"
+    )
+
+
+def run_once(statements: str) -> tuple[float, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", snippet(statements)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"`{statements}` failed in a fresh interpreter:\n{done.stderr}")
+    first, second = done.stdout.strip().splitlines()[-2:]
+    return float(first), json.loads(second)
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=__doc__)
+    parser.add_argument("-r", "--runs", type=int, default=env_int("BENCH_COLDSTART_RUNS", 7))
+    args = parser.parse_args(argv)
+
+    programs: dict[str, str] = {}
+    for module, baseline in BASELINES.items():
+        programs[module] = f"import {module}"
+        programs[f"baseline:{module}"] = "; ".join(baseline)
+    header(f"coldstart: import time in fresh interpreters, median of {args.runs}")
+    for statements in programs.values():  # untimed: compile any stale .pyc first
+        run_once(statements)
+    loaded: dict[str, list[str]] = {}
+    for module in BASELINES:
+        if "tencentcloud" not in run_once(programs[module])[1] and SDK in BASELINES[module]:
+            programs[f"with-sdk:{module}"] = f"import {module}; {SDK}"
+
+    samples: dict[str, list[float]] = {name: [] for name in programs}
+    for _ in range(args.runs):
+        for name, statements in programs.items():
+            seconds, names = run_once(statements)
+            samples[name].append(seconds)
+            loaded[name] = names
+
+    results = []
+    for module, baseline in BASELINES.items():
+        own = median(samples[module])
+        base = median(samples[f"baseline:{module}"])
+        skipped = [
+            WATCHED[k]
+            for k in WATCHED
+            if WATCHED[k] in loaded[f"baseline:{module}"] and WATCHED[k] not in loaded[module]
+        ]
+        print(f"  {module}: import {ms(own)}; baseline {ms(base)}")
+        print(f"    baseline: {'; '.join(baseline)}")
+        if skipped:
+            print(
+                f"    not loaded by `import {module}` (deferred to first use): {', '.join(skipped)}"
+            )
+        with_sdk = samples.get(f"with-sdk:{module}")
+        if with_sdk:
+            print(
+                f"    info: import + GME SDK (paid by the first event) {ms(median(with_sdk))} = "
+                f"{median(with_sdk) / base:.2f} x baseline"
+            )
+        results.append(
+            report(
+                Result(
+                    "coldstart",
+                    f"import {module} / baseline",
+                    own / base,
+                    TARGET,
+                    "<=",
+                    f"{ms(own)} vs {ms(base)}",
+                )
+            )
+        )
+    return results
+
+
+if __name__ == "__main__":
+    main()
