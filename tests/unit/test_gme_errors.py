@@ -1,0 +1,107 @@
+"""Which GME error codes are worth retrying (see DESIGN.md, "GME facts")."""
+
+from __future__ import annotations
+
+import pytest
+
+from handler.domain.gme import (
+    EMPTY_RESPONSE,
+    ROOM_NOT_FOUND,
+    TASK_IN_USE,
+    TASK_NOT_FOUND,
+    GmeError,
+    is_retryable,
+)
+
+PERMANENT = [
+    "InvalidParameter",
+    "InvalidParameterValue",
+    "InvalidParameterValue.InvalidBizId",
+    "InvalidParameterValue.InvalidRecordMode",
+    "InvalidParameterValue.InvalidRoomId",
+    "InvalidParameterValue.InvalidSubscribeRecordUserIds",
+    "InvalidParameterValue.InvalidSubscribeUserIds",
+    "InvalidParameterValue.InvalidUNSubscribeUserIds",
+    "MissingParameter",
+    "UnknownParameter",
+    "UnsupportedOperation",
+    "UnsupportedOperation.ServiceNotOpened",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "AuthFailure.SecretIdNotFound",
+    "AuthFailure.SignatureFailure",
+    "AuthFailure.UnauthorizedOperation",
+    "AuthFailure.InvalidSecretId",
+    "AuthFailure.MFAFailure",
+    "InvalidAction",
+    "LimitExceeded",
+    "ResourceNotFound.TaskNotFound",
+]
+
+RETRYABLE = [
+    "RequestLimitExceeded",
+    "RequestLimitExceeded.UinLimitExceeded",
+    "RequestLimitExceeded.GlobalRegionUinLimitExceeded",
+    "RequestLimitExceeded.IPLimitExceeded",
+    "AuthFailure.SignatureExpire",
+    "AuthFailure.TokenFailure",
+    "InternalError",
+    "InternalError.DbError",
+    "ClientNetworkError",
+    "ServerNetworkError",
+    "EmptyResponse",
+    "ResourceUnavailable",
+    "FailedOperation",
+    "SomethingNobodyHasSeen.Yet",
+    "",
+]
+
+
+@pytest.mark.parametrize("code", PERMANENT)
+def test_permanent_codes_are_not_retried(code: str) -> None:
+    assert is_retryable(code) is False
+    assert is_retryable(code, room_is_new=False) is False
+
+
+@pytest.mark.parametrize("code", RETRYABLE)
+def test_transient_and_unknown_codes_are_retried(code: str) -> None:
+    assert is_retryable(code) is True
+    assert is_retryable(code, room_is_new=False) is True
+
+
+def test_room_not_found_is_retried_only_while_the_room_is_new() -> None:
+    assert ROOM_NOT_FOUND == "ResourceNotFound.RoomNotFound"
+    assert is_retryable(ROOM_NOT_FOUND, room_is_new=True) is True
+    assert is_retryable(ROOM_NOT_FOUND, room_is_new=False) is False
+    assert is_retryable(ROOM_NOT_FOUND) is True  # default: a fresh room
+
+
+def test_task_in_use_is_not_a_permanent_failure() -> None:
+    # The recorder adopts the running task; it must not be classed as a hard refusal.
+    assert TASK_IN_USE == "ResourceInUse.TaskInUse"
+    assert is_retryable(TASK_IN_USE) is True
+
+
+def test_named_constants_match_gme_codes() -> None:
+    assert TASK_NOT_FOUND == "ResourceNotFound.TaskNotFound"
+    assert EMPTY_RESPONSE == "EmptyResponse"
+
+
+def test_prefix_matching_does_not_swallow_lookalike_codes() -> None:
+    # "RequestLimitExceeded" ends with "LimitExceeded" but is a rate limit, not a quota.
+    assert is_retryable("RequestLimitExceeded") is True
+    assert is_retryable("LimitExceeded.TaskQuota") is False
+    # Only the two curable auth failures are retryable, not anything that merely contains them.
+    assert is_retryable("AuthFailure.SignatureExpired.Other") is False
+
+
+def test_gme_error_keeps_code_message_and_request_id() -> None:
+    err = GmeError("StartRecord", "InvalidParameterValue.InvalidRoomId", "bad room", "req-1")
+    assert (err.action, err.code, err.message, err.request_id) == (
+        "StartRecord",
+        "InvalidParameterValue.InvalidRoomId",
+        "bad room",
+        "req-1",
+    )
+    assert "StartRecord" in str(err)
+    assert "InvalidParameterValue.InvalidRoomId" in str(err)
