@@ -87,15 +87,22 @@ def _authenticated_parse(
     if route is Route.TRTC:
         verify_trtc(_values(settings.trtc_callback_keys), headers.get("sign", ""), body)
         doc = parse_json(body)
-        if isinstance(doc, dict) and isinstance(doc.get("CallbackTs"), int):
-            check_fresh(doc["CallbackTs"] / 1000, now, "CallbackTs")
+        if isinstance(doc, dict) and "CallbackTs" in doc:
+            check_fresh(_whole(doc["CallbackTs"], "CallbackTs") // 1000, now, "CallbackTs")
         parsed = parse_trtc(doc, headers.get("sdkappid"))
         return parsed.with_source(EventSource.WEBHOOK) if isinstance(parsed, RoomEvent) else parsed
     verify_gme_callback(_values(settings.gme_callback_keys), headers.get("signature", ""), body)
     doc = parse_json(body)
-    if isinstance(doc, dict) and isinstance(doc.get("Timestamp"), int):
-        check_fresh(doc["Timestamp"], now, "Timestamp")
+    if isinstance(doc, dict) and "Timestamp" in doc:
+        check_fresh(_whole(doc["Timestamp"], "Timestamp"), now, "Timestamp")
     return parse_message(doc, EventSource.WEBHOOK)
+
+
+def _whole(value: object, name: str) -> int:
+    """Timestamps must be JSON integers; anything else cannot be checked for freshness."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SignatureRejected("bad_timestamp", f"{name} must be an integer")
+    return value
 
 
 def _values(secrets: list[SecretStr]) -> list[str]:

@@ -106,15 +106,20 @@ class TrtcCallback(BaseModel):
 
 
 TRTC_KINDS = {101: EventKind.ROOM_CREATED, 102: EventKind.ROOM_CLOSED}
+#: Our field names mapped back to what a TRTC sender wrote, for error messages.
+TRTC_FIELD_NAMES = {"room_id": "RoomId", "session": "EventMsTs", "occurred_at": "EventMsTs"}
 
 
 def _field_path(error: Mapping[str, Any]) -> str:
     return ".".join(str(p) for p in error.get("loc", ())) or "(body)"
 
 
-def _invalid(exc: ValidationError, prefix: str = "") -> InvalidEvent:
+def _invalid(
+    exc: ValidationError, prefix: str = "", names: Mapping[str, str] | None = None
+) -> InvalidEvent:
     first = exc.errors(include_url=False, include_input=False)[0]
-    field = prefix + _field_path(first)
+    path = _field_path(first)
+    field = prefix + (names or {}).get(path, path)
     return InvalidEvent("invalid_field", f"{field}: {first['msg']}", field)
 
 
@@ -181,7 +186,7 @@ def parse_trtc(doc: Any, sdk_app_id: int | str | None) -> RoomEvent | IgnoredEve
             attributes={"trtc_user_id": str(info.UserId)} if info.UserId is not None else {},
         )
     except ValidationError as exc:
-        raise _invalid(exc, prefix="EventInfo.") from None
+        raise _invalid(exc, prefix="EventInfo.", names=TRTC_FIELD_NAMES) from None
     except (OverflowError, OSError, ValueError):
         raise InvalidEvent(
             "invalid_field", "EventInfo.EventMsTs: out of range", "EventInfo"

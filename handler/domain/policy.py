@@ -35,6 +35,9 @@ def _as_list(value: object) -> object:
     return [value] if value is not None and not isinstance(value, list | tuple) else value
 
 
+NonEmpty = Field(min_length=1)
+
+
 def _as_condition(value: object) -> object:
     """`mode: ranked` is shorthand for `mode: {equals: ranked}`."""
     return value if isinstance(value, dict) else {"equals": value}
@@ -67,11 +70,13 @@ class AttributeCondition(BaseModel):
         value = attributes.get(name)
         if self.exists is not None and present != self.exists:
             return f"attribute {name!r} {'is missing' if self.exists else 'is present'}"
-        if "equals" in self.model_fields_set and (not present or value != self.equals):
+        if "equals" in self.model_fields_set and (not present or not _same(value, self.equals)):
             return f"attribute {name!r} is {value!r}, not {self.equals!r}"
-        if "not_equals" in self.model_fields_set and present and value == self.not_equals:
+        if "not_equals" in self.model_fields_set and present and _same(value, self.not_equals):
             return f"attribute {name!r} is {value!r}"
-        if self.in_ is not None and (not present or value not in self.in_):
+        if self.in_ is not None and (
+            not present or not any(_same(value, option) for option in self.in_)
+        ):
             return f"attribute {name!r} is {value!r}, not one of {self.in_!r}"
         for op, bound in (("gt", self.gt), ("gte", self.gte), ("lt", self.lt), ("lte", self.lte)):
             if bound is None:
@@ -81,6 +86,11 @@ class AttributeCondition(BaseModel):
             if not _compare(op, value, bound):
                 return f"attribute {name!r} is {value!r}, not {op} {bound!r}"
         return None
+
+
+def _same(a: Scalar, b: Scalar) -> bool:
+    """Equality that keeps booleans apart from numbers (in Python, True == 1)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
 
 
 def _compare(op: str, value: Number, bound: Number) -> bool:
@@ -97,10 +107,13 @@ class When(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    biz_id: Annotated[list[Annotated[int, Field(gt=0)]] | None, BeforeValidator(_as_list)] = None
-    room_id: Annotated[list[str] | None, BeforeValidator(_as_list)] = None
+    # Empty lists are refused: "match none of nothing" is always a mistake in a policy.
+    biz_id: Annotated[
+        list[Annotated[int, Field(gt=0)]] | None, BeforeValidator(_as_list), NonEmpty
+    ] = None
+    room_id: Annotated[list[str] | None, BeforeValidator(_as_list), NonEmpty] = None
     room_id_regex: str | None = None
-    source: Annotated[list[EventSource] | None, BeforeValidator(_as_list)] = None
+    source: Annotated[list[EventSource] | None, BeforeValidator(_as_list), NonEmpty] = None
     attributes: dict[str, Annotated[AttributeCondition, BeforeValidator(_as_condition)]] = Field(
         default_factory=dict
     )
@@ -249,6 +262,8 @@ def load_policy(path: str | Path) -> Policy:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read policy ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path}: policy must be UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

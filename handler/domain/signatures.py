@@ -28,9 +28,12 @@ def standard_webhook_key(secret: str) -> bytes:
     """Standard Webhooks secrets look like `whsec_<base64>`; a bare string is used as is."""
     if secret.startswith("whsec_"):
         try:
-            return base64.b64decode(secret[len("whsec_") :], validate=True)
+            key = base64.b64decode(secret[len("whsec_") :], validate=True)
         except binascii.Error:
             raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+        if not key:
+            raise ValueError("a whsec_ secret must not be empty after the prefix")
+        return key
     return secret.encode()
 
 
@@ -98,6 +101,7 @@ def verify_gme_callback(keys: Iterable[str], signature: str, body: bytes) -> Non
     raise SignatureRejected("bad_signature", "Signature does not match any active key")
 
 
-def check_fresh(timestamp_seconds: float, now: float, what: str) -> None:
-    if abs(now - timestamp_seconds) > TOLERANCE_SECONDS:
+def check_fresh(timestamp_seconds: int, now: float, what: str) -> None:
+    # Integer arithmetic: a 400-digit timestamp must be refused, not overflow a float.
+    if abs(int(now) - timestamp_seconds) > TOLERANCE_SECONDS:
         raise SignatureRejected("stale_timestamp", f"{what} is outside ±300 s")

@@ -328,12 +328,6 @@ def test_trtc_room_id_too_long_is_refused() -> None:
     assert info.value.field.startswith("EventInfo.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: inbound.parse_trtc names the RoomEvent field 'EventInfo.room_id', "
-    "not the TRTC wire field 'EventInfo.RoomId' the sender actually sent",
-)
 def test_trtc_bad_room_id_names_the_wire_field() -> None:
     with pytest.raises(InvalidEvent) as info:
         parse_trtc(trtc(RoomId="has space"), APP_ID)

@@ -277,13 +277,6 @@ def test_every_when_field_must_hold() -> None:
     assert not matches(when, event("r-1", biz_id=1, source=EventSource.QUEUE, a=2))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: policy.When.why_not compares with Python ==, so `equals: true` matches "
-    "attribute 1 (and `in: [1]` matches true), although numeric bounds treat bools as "
-    "non-numbers and room event attributes keep bool and int apart",
-)
 @pytest.mark.parametrize(
     ("condition", "value"),
     [(True, 1), (1, True), ({"in": [1]}, True), ({"equals": 0}, False)],
@@ -292,12 +285,6 @@ def test_equality_does_not_conflate_booleans_and_numbers(condition: Any, value: 
     assert not matches({"attributes": {"flag": condition}}, event(flag=value))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: policy.When._compile treats `room_id: []` as 'no room condition', so an "
-    "empty glob list matches every room, while `biz_id: []` and `source: []` match none",
-)
 def test_empty_room_id_list_does_not_match_every_room() -> None:
     try:
         policy = one_rule({"room_id": []})
@@ -306,8 +293,10 @@ def test_empty_room_id_list_does_not_match_every_room() -> None:
     assert policy.decide(event("any-room")).rule == "default"
 
 
-def test_empty_biz_id_list_matches_nothing() -> None:
-    assert not matches({"biz_id": []}, event())
+@pytest.mark.parametrize("field", ["biz_id", "room_id", "source"])
+def test_empty_match_lists_are_refused_at_load(field: str) -> None:
+    with pytest.raises(PolicyError, match=f"field when.{field}"):
+        one_rule({field: []})
 
 
 # --- record modes --------------------------------------------------------------------------
@@ -588,12 +577,6 @@ def test_load_policy_on_an_empty_file_is_refused(tmp_path: Path) -> None:
         load_policy(empty)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="BUG: policy.load_policy catches only OSError around read_text, so a file that is "
-    "not UTF-8 raises UnicodeDecodeError instead of a PolicyError naming the path",
-)
 def test_load_policy_on_a_non_utf8_file_is_a_policy_error(tmp_path: Path) -> None:
     latin = tmp_path / "latin1.yaml"
     latin.write_bytes("version: 1\n# café\n".encode("latin-1"))
