@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from handler.adapters.secrets import is_reference
 from handler.domain.signatures import standard_webhook_key
 
-DEFAULT_POLICY = os.path.join(os.path.dirname(__file__), "..", "policies", "default.yaml")
+DEFAULT_POLICY = os.path.normpath(
+    os.path.join(os.path.dirname(__file__), "..", "policies", "default.yaml")
+)
 
 
 def _split(value: str | None) -> list[SecretStr]:
