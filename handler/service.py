@@ -11,15 +11,21 @@ from collections.abc import Callable
 from handler.domain.events import EventKind, RoomEvent
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
-from handler.domain.policy import Policy
+from handler.domain.policy import ActiveRecordings, Policy
 from handler.observability import logger
 from handler.recorder import Recorder
 
 
 class RecordingService:
-    def __init__(self, policy: Callable[[], Policy], recorder: Recorder) -> None:
+    def __init__(
+        self,
+        policy: Callable[[], Policy],
+        recorder: Recorder,
+        active: ActiveRecordings | None = None,
+    ) -> None:
         self._policy = policy
         self._recorder = recorder
+        self._active = active
 
     def handle(self, event: RoomEvent | IgnoredEvent) -> Outcome:
         if isinstance(event, IgnoredEvent):
@@ -29,7 +35,8 @@ class RecordingService:
             outcome = self._recorder.stop(event.biz_id, event.room_id)
             logger.info("room closed", extra={**event.log_keys(), "task_id": outcome.task_id})
             return outcome
-        decision = self._policy().decide(event)
+        # Explanations (why earlier rules missed) are for `explain`; the hot path skips them.
+        decision = self._policy().decide(event, active=self._active, explain=False)
         outcome = self._recorder.ensure(StartCommand.for_event(event, decision))
         # The one line an operator greps for: what was decided for this room, and why.
         logger.info(
@@ -44,6 +51,12 @@ class RecordingService:
                 "task_id": outcome.task_id,
                 "error_code": outcome.error_code,
                 "duplicate": outcome.duplicate,
+                **(
+                    {"sample_bucket": decision.sample_bucket}
+                    if decision.sample_bucket is not None
+                    else {}
+                ),
+                **({"notes": list(decision.notes)} if decision.notes else {}),
             },
         )
         return outcome
