@@ -22,6 +22,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -269,9 +270,16 @@ class Action(BaseModel):
             ]
             if extra:
                 raise ValueError(f"a skip action takes only a reason, not {', '.join(extra)}")
-        if self.allow_user_ids and self.block_user_ids:
-            raise ValueError("set allow_user_ids or block_user_ids, not both (GME takes one list)")
         return self
+
+    @field_validator("block_user_ids")
+    @classmethod
+    def _one_list(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if value and info.data.get("allow_user_ids"):
+            raise ValueError(
+                "allow_user_ids is set too: give one list, not both (GME takes one list)"
+            )
+        return value
 
     @property
     def sample_threshold(self) -> int | None:
