@@ -46,9 +46,11 @@ def sample_bucket(rule: str, biz_id: int, room_id: str, session: str) -> int:
     return int.from_bytes(digest[:8], "big") % SAMPLE_BUCKETS
 
 
-def compile_when(when: When) -> tuple[Check, ...]:
-    """The checks of one `when`, cheapest and most selective first. biz_id is left out: the
-    engine indexes rules by biz_id and never asks a rule about another BizId."""
+def compile_when(when: When) -> Check | None:
+    """One function deciding whether `when` matches (None: it matches everything). Checks run
+    cheapest first; biz_id is left out because the engine indexes rules by BizId and never asks
+    a rule about another BizId. Each check is a closure specialised at load for its condition,
+    since this runs for every candidate rule of every event."""
     checks: list[Check] = []
     if when.source is not None:
         sources = frozenset(when.source)
@@ -62,47 +64,76 @@ def compile_when(when: When) -> tuple[Check, ...]:
         search = regex.search
         checks.append(lambda e, m: search(e.room_id) is not None)
     for name, condition in when.attributes.items():
-        checks.append(_attribute_check(name, condition))
+        checks.extend(_attribute_checks(name, condition))
     time = when.time
     if time is not None:
         tz = time.tz
         time_matches = time.matches
         checks.append(lambda e, m: time_matches(m.local(tz)))
-    return tuple(checks)
+    return all_of(checks)
 
 
-def _attribute_check(name: str, cond: AttributeCondition) -> Check:
-    tests: list[Callable[[bool, Scalar], bool]] = []
+def all_of(checks: list[Check]) -> Check | None:
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        a, b = checks
+        return lambda e, m: a(e, m) and b(e, m)
+    if len(checks) == 3:
+        a, b, c = checks
+        return lambda e, m: a(e, m) and b(e, m) and c(e, m)
+    first, rest = checks[0], all_of(checks[1:])
+    assert rest is not None
+    return lambda e, m: first(e, m) and rest(e, m)
+
+
+#: Stands for a missing attribute; equal to nothing a document can hold.
+_MISSING = object()
+_NUMBERS = (int, float)
+
+
+def _attribute_checks(name: str, cond: AttributeCondition) -> list[Check]:
+    """One closure per condition on the attribute. `true` never equals `1` here: the key
+    compared is (is it a bool, value), so YAML/JSON booleans and numbers stay apart."""
+    checks: list[Check] = []
     given = cond.model_fields_set
     if cond.exists is not None:
-        want = cond.exists
-        tests.append(lambda present, v: present == want)
+        if cond.exists:
+            checks.append(lambda e, m: name in e.attributes)
+        else:
+            checks.append(lambda e, m: name not in e.attributes)
     if "equals" in given:
-        equals = cond.equals
-        tests.append(lambda present, v: present and _same(v, equals))
+        want = (cond.equals.__class__ is bool, cond.equals)
+        checks.append(lambda e, m: _key(e.attributes.get(name, _MISSING)) == want)
     if "not_equals" in given:
-        other = cond.not_equals
-        tests.append(lambda present, v: not (present and _same(v, other)))
+        other = (cond.not_equals.__class__ is bool, cond.not_equals)
+        checks.append(lambda e, m: _key(e.attributes.get(name, _MISSING)) != other)
     if cond.in_ is not None:
-        options = list(cond.in_)
-        tests.append(lambda present, v: present and any(_same(v, o) for o in options))
-    bounds = [(op, b) for op, b in _bounds(cond)]
-    if bounds:
+        options = frozenset((o.__class__ is bool, o) for o in cond.in_)
+        checks.append(lambda e, m: _key(e.attributes.get(name, _MISSING)) in options)
+    for op, bound in _bounds(cond):
+        checks.append(_bound_check(name, op, bound))
+    return checks
 
-        def in_bounds(present: bool, value: Scalar) -> bool:
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                return False
-            return all(_compare(op, value, bound) for op, bound in bounds)
 
-        tests.append(in_bounds)
+def _key(value: object) -> tuple[bool, object]:
+    return (value.__class__ is bool, value)
 
-    def check(event: RoomEvent, moment: Moment) -> bool:
-        attributes = event.attributes
-        present = name in attributes
-        value = attributes.get(name)
-        return all(test(present, value) for test in tests)
 
-    return check
+def _bound_check(name: str, op: str, bound: float) -> Check:
+    def number(e: RoomEvent) -> float | None:
+        value = e.attributes.get(name)
+        return value if value.__class__ in _NUMBERS else None
+
+    if op == "gt":
+        return lambda e, m: (v := number(e)) is not None and v > bound
+    if op == "gte":
+        return lambda e, m: (v := number(e)) is not None and v >= bound
+    if op == "lt":
+        return lambda e, m: (v := number(e)) is not None and v < bound
+    return lambda e, m: (v := number(e)) is not None and v <= bound
 
 
 def _same(a: Scalar, b: Scalar) -> bool:
@@ -162,3 +193,46 @@ def _attribute_why_not(name: str, cond: AttributeCondition, attrs: dict[str, Sca
         if not _compare(op, value, bound):
             return f"attribute {name!r} is {value!r}, not {op} {bound!r}"
     return None
+
+
+_GLOB_SPECIAL = "*?["
+_REGEX_SPECIAL = set(".^$*+?{}[]\\|()")
+_QUANTIFIERS = set("*?{+")
+
+
+def first_chars(when: When) -> frozenset[str] | None:
+    """The characters a matching room_id can start with, when its globs / regex pin that down
+    (None: any). The engine uses it as a second index key beside the BizId."""
+    allowed: frozenset[str] | None = None
+    if when.room_id and all(g[0] not in _GLOB_SPECIAL for g in when.room_id):
+        allowed = frozenset(g[0] for g in when.room_id)
+    if when.room_id_regex is not None:
+        first = _regex_first_char(when.room_id_regex)
+        if first is not None:
+            allowed = frozenset({first}) if allowed is None else allowed & {first}
+    return allowed
+
+
+def _regex_first_char(pattern: str) -> str | None:
+    """The literal first character of an anchored regex like `^support-\\d+`, when certain."""
+    if len(pattern) < 2 or pattern[0] != "^" or pattern[1] in _REGEX_SPECIAL:
+        return None
+    if len(pattern) > 2 and pattern[2] in _QUANTIFIERS:
+        return None
+    depth, in_class, escaped = 0, False, False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            return None  # a top-level alternative may start anywhere
+    return pattern[1]
