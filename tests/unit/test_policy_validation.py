@@ -169,3 +169,19 @@ def test_check_policy_command_refuses_with_the_spot(tmp_path: Path) -> None:
     ok = _cli("check-policy", str(good))
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith(f"ok: {good}: 1 rules, version sha256:")
+
+
+def test_the_full_example_policy_loads_and_decides_as_its_comments_say() -> None:
+    policy = load_policy(ROOT / "policies" / "example-full.yaml")
+    assert [r.name for r in policy.document.rules] == [
+        "no-test-rooms",
+        "cup-finals",
+        "ranked-evenings",
+        "winter-event",
+        "ranked-sample",
+    ]
+    ranked = {"mode": "ranked", "players": 4}
+    saturday_early = room(at="2026-11-28T00:30:00Z", **ranked)  # Sat 01:30 Berlin
+    monday_early = room(at="2026-11-23T00:30:00Z", **ranked)  # Mon 01:30 Berlin
+    assert policy.decide(saturday_early).rule == "ranked-evenings"
+    assert policy.decide(monday_early).rule == "ranked-sample"

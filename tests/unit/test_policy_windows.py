@@ -142,3 +142,24 @@ def test_impossible_or_malformed_time_conditions_are_refused(
         one_rule(when=when)
     assert "rules[0] ('r') field when" in str(err.value)
     assert message in str(err.value)
+
+
+def test_zones_work_without_system_zone_files() -> None:
+    """Lambda images may lack /usr/share/zoneinfo: the pinned tzdata package must suffice."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import zoneinfo; assert zoneinfo.TZPATH == ();"
+        "from handler.domain.policy import parse_policy;"
+        "parse_policy({'version': 1, 'rules': [{'name': 'r', 'action': 'record',"
+        " 'when': {'timezone': 'Asia/Kolkata', 'days': 'mon'}}]}); print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONTZPATH": ""},
+    )
+    assert result.stdout == "ok\n", result.stderr
