@@ -12,13 +12,13 @@ def test_cap_blocks_a_start_and_says_so() -> None:
     policy = one_rule(max_concurrent=3, record_mode="both")
     active = InMemoryActiveRecordings({"r": 2})
     assert policy.decide(room(), active=active).record
-    active.started("r")
+    active.started("r", 1, "room-a")
     blocked = policy.decide(room(), active=active)
     assert not blocked.record
     assert blocked.plan is None
     assert blocked.rule == "r"
     assert blocked.reason == "quota: rule r has 3/3 concurrent recordings"
-    active.stopped("r")
+    active.stopped(1, "room-a")
     assert policy.decide(room(), active=active).record
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from handler.domain.decision import Decision, RecordPlan, RuleMiss
 from handler.domain.events import RoomEvent
@@ -33,29 +33,7 @@ from handler.domain.policy.matchers import (
     sample_bucket,
     why_not,
 )
-
-
-class ActiveRecordings(Protocol):
-    """How many recordings a rule has running now. The port quotas (`max_concurrent`) read;
-    an adapter answers from wherever recordings are tracked."""
-
-    def count(self, rule: str) -> int: ...
-
-
-class InMemoryActiveRecordings:
-    """Counts kept in this process: for tests, `explain --active` and the local runner."""
-
-    def __init__(self, counts: dict[str, int] | None = None) -> None:
-        self._counts = dict(counts or {})
-
-    def count(self, rule: str) -> int:
-        return self._counts.get(rule, 0)
-
-    def started(self, rule: str) -> None:
-        self._counts[rule] = self._counts.get(rule, 0) + 1
-
-    def stopped(self, rule: str) -> None:
-        self._counts[rule] = max(0, self._counts.get(rule, 0) - 1)
+from handler.domain.policy.quota import ActiveRecordings
 
 
 @dataclass(frozen=True, slots=True)

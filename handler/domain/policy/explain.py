@@ -12,7 +12,8 @@ from typing import Any
 
 from handler.domain.decision import Decision
 from handler.domain.events import RoomEvent
-from handler.domain.policy.engine import ActiveRecordings, Policy
+from handler.domain.policy.engine import Policy
+from handler.domain.policy.quota import ActiveRecordings
 
 
 @dataclass(frozen=True)
