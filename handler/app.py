@@ -10,7 +10,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from handler.config import ConfigError, Settings
-from handler.domain.policy import ActiveRecordings, Policy
+from handler.domain.policy import ActiveRecordingsLedger, Policy
 from handler.recorder import Recorder
 from handler.service import RecordingService
 
@@ -37,11 +37,14 @@ def policy() -> Policy:
     return policy_provider().current()
 
 
-def active_recordings() -> ActiveRecordings | None:
-    """Running-recording counts for `max_concurrent` caps. None until the recording ledger
-    exists: caps are then not enforced, and every decision that would apply one says so in its
-    `notes`, which the `recording decision` log line carries."""
-    return None
+@cache
+def active_recordings() -> ActiveRecordingsLedger | None:
+    """Running-recording counts for `max_concurrent` caps (`ACTIVE_RECORDINGS`). None when not
+    configured: caps are then not enforced, and every decision that would apply one says so in
+    its `notes`, which the `recording decision` log line carries."""
+    from handler.adapters.active_recordings import build_active_recordings
+
+    return build_active_recordings(settings().active_recordings)
 
 
 @cache
@@ -98,5 +101,5 @@ def publisher() -> SqsPublisher:
 
 def reset() -> None:
     """Forget every built adapter (tests and the local runner change the environment)."""
-    for fn in (settings, policy_provider, gme, recorder, service, publisher):
+    for fn in (settings, policy_provider, active_recordings, gme, recorder, service, publisher):
         fn.cache_clear()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from handler.domain.events import EventKind, RoomEvent
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
-from handler.domain.policy import ActiveRecordings, Policy
+from handler.domain.policy import ActiveRecordingsLedger, Policy
 from handler.observability import logger
 from handler.recorder import Recorder
 
@@ -21,7 +21,7 @@ class RecordingService:
         self,
         policy: Callable[[], Policy],
         recorder: Recorder,
-        active: ActiveRecordings | None = None,
+        active: ActiveRecordingsLedger | None = None,
     ) -> None:
         self._policy = policy
         self._recorder = recorder
@@ -33,11 +33,14 @@ class RecordingService:
             return Outcome(status=OutcomeStatus.IGNORED, reason=event.reason)
         if event.kind is EventKind.ROOM_CLOSED:
             outcome = self._recorder.stop(event.biz_id, event.room_id)
+            self._tally("stopped", event.biz_id, event.room_id)
             logger.info("room closed", extra={**event.log_keys(), "task_id": outcome.task_id})
             return outcome
         # Explanations (why earlier rules missed) are for `explain`; the hot path skips them.
         decision = self._policy().decide(event, active=self._active, explain=False)
         outcome = self._recorder.ensure(StartCommand.for_event(event, decision))
+        if outcome.status in _RUNNING and not outcome.duplicate:
+            self._tally("started", event.biz_id, event.room_id, decision.rule)
         # The one line an operator greps for: what was decided for this room, and why.
         logger.info(
             "recording decision",
@@ -60,3 +63,23 @@ class RecordingService:
             },
         )
         return outcome
+
+    def _tally(self, what: str, biz_id: int, room_id: str, rule: str = "") -> None:
+        """Keep the quota counter current. A counter failure must not fail an event whose
+        recording already started (a retry would replay it as a duplicate and count nothing),
+        so it is logged and the event goes on."""
+        if self._active is None:
+            return
+        try:
+            if what == "started":
+                self._active.started(rule, biz_id, room_id)
+            else:
+                self._active.stopped(biz_id, room_id)
+        except Exception as exc:  # the counter is advisory; the recording is what matters
+            logger.error(
+                "active-recording counter not updated",
+                extra={"biz_id": biz_id, "room_id": room_id, "error": type(exc).__name__},
+            )
+
+
+_RUNNING = (OutcomeStatus.STARTED, OutcomeStatus.ADOPTED)
