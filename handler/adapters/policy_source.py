@@ -74,16 +74,20 @@ class AppConfigSource:
         self.application, self.environment, self.profile = application, environment, profile
         self.label = f"appconfig:{application}/{environment}/{profile}"
         self._fetch = fetch or self._powertools
+        self._provider: object = None
 
     def _powertools(self) -> object:
-        from aws_lambda_powertools.utilities import parameters
+        """Its own provider: Powertools' shared default one keeps the application and
+        environment of its first caller. The provider keeps the AppConfig session token and
+        returns the last configuration when AppConfig answers "unchanged" (empty)."""
+        from aws_lambda_powertools.utilities.parameters import AppConfigProvider
 
-        return parameters.get_app_config(
-            name=self.profile,
-            environment=self.environment,
-            application=self.application,
-            force_fetch=True,
-        )
+        if self._provider is None:
+            self._provider = AppConfigProvider(
+                environment=self.environment, application=self.application
+            )
+        assert isinstance(self._provider, AppConfigProvider)
+        return self._provider.get(self.profile, force_fetch=True)
 
     def fetch(self) -> str | bytes:
         return _text(self._fetch(), self.label)
