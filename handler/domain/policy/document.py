@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -28,7 +29,7 @@ from pydantic import (
 )
 
 from handler.domain.decision import RecordModeField, RecordPlan, UserList
-from handler.domain.events import EventSource, Scalar
+from handler.domain.events import EventSource, RoomEvent, Scalar
 from handler.domain.policy.times import (
     DateRange,
     TimeCondition,
@@ -82,6 +83,12 @@ class AttributeCondition(BaseModel):
             if empty:
                 raise ValueError(f"no number is above {low} and below {high}: impossible range")
         return self
+
+    def why_not(self, name: str, attributes: dict[str, Scalar]) -> str | None:
+        """Why the attribute fails this condition, in words; None when it holds."""
+        from handler.domain.policy.matchers import attribute_why_not
+
+        return attribute_why_not(name, self, attributes)
 
 
 class When(BaseModel):
@@ -199,6 +206,13 @@ class When(BaseModel):
                 raise ValueError("days and dates never coincide: the rule could never match")
         return self
 
+    def why_not(self, event: RoomEvent, at: datetime | None = None) -> str | None:
+        """The first condition the event fails, in words (time conditions checked at `at`,
+        default the event's time); None when it matches. The engine uses compiled checks."""
+        from handler.domain.policy.matchers import Moment, why_not
+
+        return why_not(self, event, Moment(at if at is not None else event.occurred_at))
+
     @property
     def room_globs(self) -> re.Pattern[str] | None:
         return self._room_globs
@@ -213,8 +227,6 @@ class When(BaseModel):
 
 
 def _date_text(value: object) -> object:
-    from datetime import date
-
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):

@@ -160,14 +160,14 @@ def why_not(when: When, event: RoomEvent, moment: Moment) -> str | None:
     """The first condition of `when` that the event fails, in words; None when it matches."""
     if when.biz_id is not None and event.biz_id not in when.biz_id:
         return f"biz_id {event.biz_id} not in {when.biz_id}"
-    if when.source is not None and event.source not in when.source:
-        return f"source {event.source.value} not in {[s.value for s in when.source]}"
     if when.room_globs is not None and not when.room_globs.match(event.room_id):
         return f"room_id {event.room_id!r} matches none of {when.room_id}"
     if when.room_regex is not None and not when.room_regex.search(event.room_id):
         return f"room_id {event.room_id!r} does not match /{when.room_id_regex}/"
+    if when.source is not None and event.source not in when.source:
+        return f"source {event.source.value} not in {[s.value for s in when.source]}"
     for name, condition in when.attributes.items():
-        why = _attribute_why_not(name, condition, event.attributes)
+        why = attribute_why_not(name, condition, event.attributes)
         if why:
             return why
     if when.time is not None:
@@ -175,7 +175,7 @@ def why_not(when: When, event: RoomEvent, moment: Moment) -> str | None:
     return None
 
 
-def _attribute_why_not(name: str, cond: AttributeCondition, attrs: dict[str, Scalar]) -> str | None:
+def attribute_why_not(name: str, cond: AttributeCondition, attrs: dict[str, Scalar]) -> str | None:
     present = name in attrs
     value = attrs.get(name)
     shown = repr(value) if present else "missing"
