@@ -101,9 +101,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 def _policy(setting: str | None) -> Any:
     """The policy named by a path, `ssm:` or `appconfig:` reference (or the configured one)."""
     from handler.adapters.policy_source import source_from_setting
+    from handler.config import DEFAULT_POLICY
     from handler.domain.policy import parse_policy_text
 
-    value = setting or os.environ.get("RECORDING_POLICY") or "policies/default.yaml"
+    value = setting or os.environ.get("RECORDING_POLICY") or os.path.normpath(DEFAULT_POLICY)
     source = source_from_setting(value)
     return parse_policy_text(source.fetch(), source.label)
 
