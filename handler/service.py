@@ -26,6 +26,7 @@ class RecordingService:
         self._policy = policy
         self._recorder = recorder
         self._active = active
+        self._warned: set[str] = set()
 
     def handle(self, event: RoomEvent | IgnoredEvent) -> Outcome:
         if isinstance(event, IgnoredEvent):
@@ -37,7 +38,15 @@ class RecordingService:
             logger.info("room closed", extra={**event.log_keys(), "task_id": outcome.task_id})
             return outcome
         # Explanations (why earlier rules missed) are for `explain`; the hot path skips them.
-        decision = self._policy().decide(event, active=self._active, explain=False)
+        policy = self._policy()
+        if self._active is None and policy.has_quotas and policy.version not in self._warned:
+            self._warned.add(policy.version)
+            logger.warning(
+                "policy has max_concurrent caps but ACTIVE_RECORDINGS is not set: "
+                "caps are not enforced",
+                extra={"policy_version": policy.version},
+            )
+        decision = policy.decide(event, active=self._active, explain=False)
         outcome = self._recorder.ensure(StartCommand.for_event(event, decision))
         if outcome.status in _RUNNING and not outcome.duplicate:
             self._tally("started", event.biz_id, event.room_id, decision.rule)

@@ -78,3 +78,5 @@ def test_version_and_rule_are_logged_and_stored(
     started = [r for r in lines if r.__dict__["decision"] == "record"]
     assert started
     assert all("not enforced" in r.__dict__["notes"][0] for r in started)
+    warnings = [r for r in caplog.records if "caps are not enforced" in r.getMessage()]
+    assert len(warnings) == 1  # once per policy version, not per event
