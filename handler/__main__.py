@@ -1,9 +1,10 @@
-"""Command line: `python -m handler run | invoke | send | check-policy`.
+"""Command line: `python -m handler run | invoke | send | check-policy | explain`.
 
 run                         start the local stack (HTTP server, inline worker, emulator)
 invoke FUNCTION FILE        run one Lambda entry point on an event file; print the result
 send FILE [--url URL]       sign a room event or TRTC body and POST it to a running stack
 check-policy [FILE]         validate a policy document; non-zero exit on error
+explain EVENT_FILE|-        dry run: which rule decides the event, why earlier ones did not
 """
 
 from __future__ import annotations
@@ -97,17 +98,55 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0 if status < 400 else 1
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from handler.domain.policy import PolicyError, load_policy
+def _policy(setting: str | None) -> Any:
+    """The policy named by a path, `ssm:` or `appconfig:` reference (or the configured one)."""
+    from handler.adapters.policy_source import source_from_setting
+    from handler.config import DEFAULT_POLICY
+    from handler.domain.policy import parse_policy_text
 
-    path = args.file or os.environ.get("RECORDING_POLICY") or "policies/default.yaml"
+    value = setting or os.environ.get("RECORDING_POLICY") or os.path.normpath(DEFAULT_POLICY)
+    source = source_from_setting(value)
+    return parse_policy_text(source.fetch(), source.label)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from handler.domain.policy import PolicyError
+
     try:
-        policy = load_policy(path)
+        policy = _policy(args.file)
     except PolicyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"ok: {path}: {len(policy.document.rules)} rules, version {policy.version}")
+    rules = len(policy.document.rules)
+    print(f"ok: {policy.source}: {rules} rules, version {policy.version}")
     return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from handler import dryrun
+    from handler.domain.events import EventSource
+    from handler.domain.inbound import InvalidEvent
+    from handler.domain.policy import PolicyError
+
+    try:
+        now = dryrun.parse_now(args.now)
+        active = dryrun.parse_active(args.active)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        policy = _policy(args.policy)
+        doc = dryrun.read_document(args.event_file)
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except InvalidEvent as exc:
+        print(f"error: {args.event_file}: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    source = EventSource(args.source) if args.source else None
+    text, ok = dryrun.report(dryrun.events_in(doc, source), policy, now, active, args.json)
+    print(text)
+    return 0 if ok else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -150,6 +189,22 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-policy", help="validate a policy document")
     check.add_argument("file", nargs="?")
     check.set_defaults(func=cmd_check)
+    exp = sub.add_parser(
+        "explain", help="dry run: which rule decides an event and why (no GME, no store)"
+    )
+    exp.add_argument("event_file", help="event file in any accepted shape, or - for stdin")
+    exp.add_argument("--policy", help="policy file or ssm:/appconfig: reference")
+    exp.add_argument("--now", help="ISO 8601 instant for time conditions (default: event time)")
+    exp.add_argument("--source", choices=["webhook", "queue", "schedule"])
+    exp.add_argument(
+        "--active",
+        action="append",
+        default=[],
+        metavar="RULE=N",
+        help="running recordings of a rule, for max_concurrent (repeatable)",
+    )
+    exp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    exp.set_defaults(func=cmd_explain)
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code

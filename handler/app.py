@@ -10,11 +10,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from handler.config import ConfigError, Settings
-from handler.domain.policy import Policy, load_policy
+from handler.domain.policy import ActiveRecordingsLedger, Policy
 from handler.recorder import Recorder
 from handler.service import RecordingService
 
 if TYPE_CHECKING:
+    from handler.adapters.policy_source import PolicyProvider
     from handler.adapters.queue import SqsPublisher
 
 
@@ -24,8 +25,26 @@ def settings() -> Settings:
 
 
 @cache
+def policy_provider() -> PolicyProvider:
+    from handler.adapters.policy_source import PolicyProvider, source_from_setting
+
+    s = settings()
+    return PolicyProvider(source_from_setting(s.recording_policy), s.policy_cache_seconds)
+
+
 def policy() -> Policy:
-    return load_policy(settings().recording_policy)
+    """The policy in force now: re-fetched every POLICY_CACHE_SECONDS, last good kept."""
+    return policy_provider().current()
+
+
+@cache
+def active_recordings() -> ActiveRecordingsLedger | None:
+    """Running-recording counts for `max_concurrent` caps (`ACTIVE_RECORDINGS`). None when not
+    configured: caps are then not enforced, and every decision that would apply one says so in
+    its `notes`, which the `recording decision` log line carries."""
+    from handler.adapters.active_recordings import build_active_recordings
+
+    return build_active_recordings(settings().active_recordings)
 
 
 @cache
@@ -67,7 +86,7 @@ def recorder() -> Recorder:
 
 @cache
 def service() -> RecordingService:
-    return RecordingService(policy, recorder())
+    return RecordingService(policy, recorder(), active_recordings())
 
 
 @cache
@@ -82,5 +101,5 @@ def publisher() -> SqsPublisher:
 
 def reset() -> None:
     """Forget every built adapter (tests and the local runner change the environment)."""
-    for fn in (settings, policy, gme, recorder, service, publisher):
+    for fn in (settings, policy_provider, active_recordings, gme, recorder, service, publisher):
         fn.cache_clear()

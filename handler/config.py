@@ -56,6 +56,8 @@ class Settings(BaseModel):
     idempotency_store: str = "sqlite:///.local/idempotency.db"
     idempotency_expiry_seconds: Annotated[int, Field(ge=60)] = 26 * 3600
     recording_policy: str = DEFAULT_POLICY
+    policy_cache_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
+    active_recordings: str | None = None
     webhook_secrets: list[SecretStr] = Field(default_factory=list)
     trtc_callback_keys: list[SecretStr] = Field(default_factory=list)
     gme_callback_keys: list[SecretStr] = Field(default_factory=list)
@@ -68,6 +70,22 @@ class Settings(BaseModel):
     def _whsec(cls, value: list[SecretStr]) -> list[SecretStr]:
         for secret in value:
             standard_webhook_key(secret.get_secret_value())  # raises on a malformed whsec_
+        return value
+
+    @field_validator("recording_policy")
+    @classmethod
+    def _policy_reference(cls, value: str) -> str:
+        from handler.adapters.policy_source import source_from_setting
+
+        source_from_setting(value)  # raises on a malformed ssm: / appconfig: reference
+        return value
+
+    @field_validator("active_recordings")
+    @classmethod
+    def _counter(cls, value: str | None) -> str | None:
+        from handler.adapters.active_recordings import build_active_recordings
+
+        build_active_recordings(value)  # raises on an unknown form; opens nothing
         return value
 
     def webhook_keys(self) -> list[bytes]:
@@ -95,6 +113,8 @@ class Settings(BaseModel):
             "idempotency_store": "IDEMPOTENCY_STORE",
             "idempotency_expiry_seconds": "IDEMPOTENCY_EXPIRY_SECONDS",
             "recording_policy": "RECORDING_POLICY",
+            "policy_cache_seconds": "POLICY_CACHE_SECONDS",
+            "active_recordings": "ACTIVE_RECORDINGS",
             "record_queue_url": "RECORD_QUEUE_URL",
             "room_not_found_grace_seconds": "ROOM_NOT_FOUND_GRACE_SECONDS",
             "max_body_bytes": "MAX_BODY_BYTES",

@@ -74,3 +74,7 @@ class Decision(BaseModel):
     policy_version: str
     plan: RecordPlan | None = None
     misses: tuple[RuleMiss, ...] = ()
+    #: The room session's sampling bucket in [0, 10000) when the deciding rule samples.
+    sample_bucket: int | None = None
+    #: Facts worth a log line that did not change the outcome (e.g. a cap not enforced).
+    notes: tuple[str, ...] = ()
