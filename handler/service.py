@@ -2,22 +2,34 @@
 
 The webhook (inline mode), the queue worker and the scheduler all call `RecordingService.handle`,
 so a room goes through one code path and one idempotency key space whichever way it arrived.
+Metrics and trace subsegments are emitted here, at the edge of the domain, never inside it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from handler import observability as obs
 from handler.domain.events import EventKind, RoomEvent
+from handler.domain.gme import GmeError
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
 from handler.domain.policy import Policy
 from handler.observability import logger
-from handler.recorder import Recorder
+from handler.recorder import Recorder, RetryLater
+
+#: Which metric each first-time outcome counts as; replays count as DuplicateSuppressed.
+_OUTCOME_METRICS = {
+    OutcomeStatus.STARTED: obs.RECORDING_STARTED,
+    OutcomeStatus.ADOPTED: obs.RECORDING_ADOPTED,
+    OutcomeStatus.SKIPPED: obs.POLICY_SKIPPED,
+}
 
 
 class RecordingService:
-    def __init__(self, policy: Callable[[], Policy], recorder: Recorder) -> None:
+    def __init__(self, policy: Callable[[], Policy], recorder: Callable[[], Recorder]) -> None:
+        # Both are factories: an ignored event (a GME callback at the webhook) needs neither
+        # GME credentials nor a store, so nothing is built until a room actually needs it.
         self._policy = policy
         self._recorder = recorder
 
@@ -26,11 +38,22 @@ class RecordingService:
             logger.info("event ignored", extra={"format": event.format, "reason": event.reason})
             return Outcome(status=OutcomeStatus.IGNORED, reason=event.reason)
         if event.kind is EventKind.ROOM_CLOSED:
-            outcome = self._recorder.stop(event.biz_id, event.room_id)
+            try:
+                outcome = self._recorder().stop(event.biz_id, event.room_id)
+            except GmeError as exc:
+                obs.gme_error(exc.code)
+                raise
             logger.info("room closed", extra={**event.log_keys(), "task_id": outcome.task_id})
             return outcome
-        decision = self._policy().decide(event)
-        outcome = self._recorder.ensure(StartCommand.for_event(event, decision))
+        with obs.subsegment("## policy.decide"):
+            decision = self._policy().decide(event)
+        try:
+            with obs.subsegment("## recorder.ensure"):
+                outcome = self._recorder().ensure(StartCommand.for_event(event, decision))
+        except RetryLater as exc:
+            obs.gme_error(exc.code)
+            raise
+        _count(outcome)
         # The one line an operator greps for: what was decided for this room, and why.
         logger.info(
             "recording decision",
@@ -47,3 +70,12 @@ class RecordingService:
             },
         )
         return outcome
+
+
+def _count(outcome: Outcome) -> None:
+    if outcome.duplicate:
+        obs.count(obs.DUPLICATE_SUPPRESSED)
+    elif outcome.status is OutcomeStatus.FAILED:
+        obs.gme_error(outcome.error_code or "unknown")
+    elif outcome.status in _OUTCOME_METRICS:
+        obs.count(_OUTCOME_METRICS[outcome.status])
