@@ -53,6 +53,7 @@ def _accept(route: Route) -> Response[str]:
                 return _json(
                     503, {"code": "queue_unavailable", "message": "try again"}, {"Retry-After": "5"}
                 )
+            logger.info("event queued", extra={"message_id": message_id})
             return _json(
                 202, {"status": "queued", "event_id": event.event_id, "message_id": message_id}
             )
