@@ -28,7 +28,7 @@ from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
 from handler import app, webhook, worker
 from handler.local import http_event
 from tests.conftest import GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event
-from tests.deploy.test_template import TEMPLATE, props
+from tests.deploy.test_template import NEEDS_NODE, TEMPLATE, props
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -40,9 +40,7 @@ PARAMETERS = {
     "gme-callback-key": GME_KEY,
 }
 
-pytestmark = pytest.mark.skipif(
-    not TEMPLATE.exists(), reason="no generated template (node/npm absent): run `make package`"
-)
+pytestmark = NEEDS_NODE  # skipped only without node/npm; otherwise the template must exist
 
 
 def free_port() -> int:
@@ -89,6 +87,7 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, stack: Stack) -> dict[st
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(ROOT)  # Lambda's working directory is the package root
+    assert TEMPLATE.exists(), "no generated template: run `make package` (make test does)"
     template = json.loads(TEMPLATE.read_text())
     ssm = boto3.client("ssm", region_name=REGION)
     for name, value in PARAMETERS.items():

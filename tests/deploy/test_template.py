@@ -29,10 +29,11 @@ FUNCTIONS["scheduler"] = "SchedulerLambdaFunction"
 #: The only actions that may use Resource "*": X-Ray has no resource-level permissions.
 STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
-pytestmark = pytest.mark.skipif(
+NEEDS_NODE = pytest.mark.skipif(
     shutil.which("node") is None or shutil.which("npm") is None,
     reason="node/npm not installed: `make package` could not generate the template to check",
 )
+pytestmark = NEEDS_NODE
 
 
 @pytest.fixture(scope="module")
