@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from handler import observability as obs
+from handler.domain.decision import Decision
 from handler.domain.events import EventKind, RoomEvent
 from handler.domain.gme import GmeError
 from handler.domain.inbound import IgnoredEvent
@@ -52,24 +53,47 @@ class RecordingService:
                 outcome = self._recorder().ensure(StartCommand.for_event(event, decision))
         except RetryLater as exc:
             obs.gme_error(exc.code)
+            _log_decision(event, decision, status="retry", error_code=exc.code, why=exc.message)
             raise
         _count(outcome)
-        # The one line an operator greps for: what was decided for this room, and why.
-        logger.info(
-            "recording decision",
-            extra={
-                **event.log_keys(),
-                "decision": "record" if decision.record else "skip",
-                "rule": decision.rule,
-                "policy_version": decision.policy_version,
-                "reason": decision.reason,
-                "status": outcome.status.value,
-                "task_id": outcome.task_id,
-                "error_code": outcome.error_code,
-                "duplicate": outcome.duplicate,
-            },
+        _log_decision(
+            event,
+            decision,
+            status=outcome.status.value,
+            task_id=outcome.task_id,
+            error_code=outcome.error_code,
+            duplicate=outcome.duplicate,
         )
         return outcome
+
+
+def _log_decision(
+    event: RoomEvent,
+    decision: Decision,
+    *,
+    status: str,
+    task_id: str | None = None,
+    error_code: str | None = None,
+    duplicate: bool = False,
+    why: str | None = None,
+) -> None:
+    """The one line an operator greps for: what was decided for this room, why, and what came
+    of it (`retry` = not known yet, the delivery will be retried)."""
+    logger.info(
+        "recording decision",
+        extra={
+            **event.log_keys(),
+            "decision": "record" if decision.record else "skip",
+            "rule": decision.rule,
+            "policy_version": decision.policy_version,
+            "reason": decision.reason,
+            "status": status,
+            "task_id": task_id,
+            "error_code": error_code,
+            "error": why,
+            "duplicate": duplicate,
+        },
+    )
 
 
 def _count(outcome: Outcome) -> None:

@@ -68,6 +68,7 @@ def process_batch(
             report.append({"message_id": message_id, "ok": True, "outcome": outcome})
             continue
         reason = _reason(next(failures, (None, None, None))[1])
+        logger.set_correlation_id(message_id)
         logger.warning("message failed", extra={"message_id": message_id, "reason": reason})
         report.append({"message_id": message_id, "ok": False, "reason": reason})
     return dict(processor.response()), report

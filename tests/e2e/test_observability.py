@@ -163,3 +163,16 @@ def test_tracing_is_off_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
     assert observability.tracing_enabled()
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     assert not observability.tracing_enabled()
+
+
+def test_a_retried_start_still_logs_its_decision(stack: Stack, logs: io.StringIO) -> None:
+    stack.emulator.fail_next("StartRecord", "RequestLimitExceeded")
+    response = worker.handler(sqs_event(load_event("room-created.json")), stack.context("worker"))
+    assert len(response["batchItemFailures"]) == 1
+    [line] = [d for d in lines(logs) if d["message"] == "recording decision"]
+    assert line["status"] == "retry"
+    assert line["error_code"] == "RequestLimitExceeded"
+    assert line["room_id"] == "ranked-eu-1042"
+    assert line["correlation_id"] == "evt-0001-ranked-created"
+    [failed] = [d for d in lines(logs) if d["message"] == "message failed"]
+    assert failed["reason"].startswith("retry: RequestLimitExceeded")
