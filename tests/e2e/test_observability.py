@@ -176,3 +176,14 @@ def test_a_retried_start_still_logs_its_decision(stack: Stack, logs: io.StringIO
     assert line["correlation_id"] == "evt-0001-ranked-created"
     [failed] = [d for d in lines(logs) if d["message"] == "message failed"]
     assert failed["reason"].startswith("retry: RequestLimitExceeded")
+
+
+def test_adopted_after_a_lost_answer_counts_once(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.emulator.drop_next("StartRecord")  # GME starts the task, the answer is lost
+    event = sqs_event(load_event("room-created.json"))
+    worker.handler(event, stack.context("worker"))
+    worker.handler(event, stack.context("worker"))  # redelivery adopts the running task
+    counts = metric_counts(emf(capsys.readouterr().out))
+    assert counts == {("GmeError", "ClientNetworkError"): 1, ("RecordingAdopted", None): 1}

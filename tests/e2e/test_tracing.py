@@ -1,6 +1,7 @@
-"""Tracing on, as in Lambda with Active tracing: the real X-Ray SDK streams its subsegments over
-UDP to a "daemon" that is a socket of ours, and they must name the policy, the recorder and each
-GME call. Run in a child process: the X-Ray SDK patches requests/botocore for the whole process."""
+"""Tracing and the cold-start metric on, as in Lambda with Active tracing: the real X-Ray SDK
+streams its subsegments over UDP to a "daemon" that is a socket of ours, and they must name the
+policy, the recorder and each GME call. Run in a child process: the X-Ray SDK patches
+requests/botocore for the whole process."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_subsegments_reach_the_xray_daemon(stack: Stack, tmp_path: Path) -> None
         "LAMBDA_TASK_ROOT": str(ROOT),
         "AWS_LAMBDA_FUNCTION_NAME": "gme-autorecord-test-webhook",
         "POWERTOOLS_TRACE_DISABLED": "false",
-        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "false",
         "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}",
         "_X_AMZN_TRACE_ID": TRACE_HEADER,
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
@@ -61,6 +62,14 @@ def test_subsegments_reach_the_xray_daemon(stack: Stack, tmp_path: Path) -> None
     assert child.returncode == 0, child.stderr[-2000:]
     [result] = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
     assert json.loads(result.removeprefix("RESULT "))["statusCode"] == 200
+    # In Lambda (AWS_LAMBDA_FUNCTION_NAME set) the first invocation also counts a cold start.
+    metrics = [
+        m["Name"]
+        for line in child.stdout.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+        for m in json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    ]
+    assert sorted(metrics) == ["ColdStart", "RecordingStarted"]
     seen: list[str] = []
     try:
         while True:
