@@ -119,8 +119,8 @@ def test_worker_sqs_mapping_sized_for_gme_rate_limit(template: dict[str, Any]) -
     assert p["EventSourceArn"] == {"Fn::GetAtt": ["RecordQueue", "Arn"]}
     assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= p["BatchSize"] <= 10
-    # serverless.yml explains the arithmetic: <= 40 x 0.1 s round trip, i.e. at most 4.
-    assert 2 <= p["ScalingConfig"]["MaximumConcurrency"] <= 4
+    # serverless.yml explains the arithmetic: C <= 20 x 0.1 s round trip, i.e. exactly 2.
+    assert p["ScalingConfig"]["MaximumConcurrency"] == 2
 
 
 def test_scheduler_rule(template: dict[str, Any]) -> None:
