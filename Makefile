@@ -48,7 +48,7 @@ bench: $(STAMP)
 
 # Runtime dependencies for Lambda. boto3/botocore/s3transfer come with the Lambda runtime (they
 # arrive here only as aws-xray-sdk's dependency, with dateutil and six), so they are removed.
-$(DEPS)/.installed: requirements.txt $(STAMP)
+$(DEPS)/.installed: requirements.txt | $(STAMP)
 	rm -rf $(DEPS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(DEPS) \
 	    $(LAMBDA_PLATFORM) -r requirements.txt
