@@ -4,7 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench install clean
+# Deployment package: Lambda runs Python 3.12 on arm64 (serverless.yml), so dependencies are
+# fetched as manylinux2014_aarch64 cp312 wheels whatever this machine is.
+BUILD    := build
+DEPS     := $(BUILD)/deps
+ARTIFACT := $(BUILD)/gme-autorecord.zip
+LAMBDA_PLATFORM := --platform manylinux2014_aarch64 --implementation cp --python-version 3.12 \
+                   --only-binary=:all: --no-compile
+# Packaging runs offline: fake credentials, no telemetry, and HOME inside build/ so the framework's
+# caches (~/.serverless) never land in the real home directory.
+OSLS := HOME=$(CURDIR)/$(BUILD)/home SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off \
+        AWS_ACCESS_KEY_ID=offline-packaging AWS_SECRET_ACCESS_KEY=offline-packaging \
+        AWS_SESSION_TOKEN= AWS_PROFILE= AWS_REGION=eu-west-1 NPM_CONFIG_UPDATE_NOTIFIER=false npx --no-install osls
+STAGE  ?= dev
+REGION ?= eu-west-1
+
+.PHONY: run test lint typecheck unit bench install clean artifact package deploy node-tools
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -24,11 +39,57 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# Lint, typecheck, package + cfn-lint (skipped without node/npm), then every test.
+test: lint typecheck package
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Runtime dependencies for Lambda. boto3/botocore/s3transfer come with the Lambda runtime (they
+# arrive here only as aws-xray-sdk's dependency, with dateutil and six), so they are removed.
+$(DEPS)/.installed: requirements.txt | $(STAMP)
+	rm -rf $(DEPS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(DEPS) \
+	    $(LAMBDA_PLATFORM) -r requirements.txt
+	rm -rf $(DEPS)/bin $(DEPS)/boto3 $(DEPS)/boto3-* $(DEPS)/botocore $(DEPS)/botocore-* \
+	    $(DEPS)/s3transfer $(DEPS)/s3transfer-* $(DEPS)/dateutil $(DEPS)/python_dateutil-* \
+	    $(DEPS)/six.py $(DEPS)/six-*
+	@touch $@
+
+# The zip Lambda runs: dependencies + handler/ + policies/, without the local runner, tests,
+# emulator, bench, events or caches. Rebuilt every time (a second or two).
+artifact: $(DEPS)/.installed
+	rm -rf $(BUILD)/lambda $(ARTIFACT)
+	mkdir -p $(BUILD)/lambda
+	cp -R $(DEPS)/. $(BUILD)/lambda/
+	rm -f $(BUILD)/lambda/.installed
+	cp -R handler policies $(BUILD)/lambda/
+	rm -f $(BUILD)/lambda/handler/local.py $(BUILD)/lambda/handler/__main__.py
+	find $(BUILD)/lambda -name __pycache__ -type d -prune -exec rm -rf {} +
+	cd $(BUILD)/lambda && ../../$(BIN)/python -m zipfile -c ../$(notdir $(ARTIFACT)) *
+	@ls -l $(ARTIFACT)
+
+# osls (open-source Serverless Framework v3 line), pinned in package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	NPM_CONFIG_UPDATE_NOTIFIER=false npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+node-tools: node_modules/.installed
+
+# Generate the CloudFormation template offline and lint it (.cfnlintrc.yaml names the ignores).
+package: artifact
+	@if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then \
+	    echo "SKIPPED: package + cfn-lint need node and npm (Node.js 18+); tests/deploy will skip too"; \
+	else \
+	    $(MAKE) --no-print-directory node-tools && \
+	    rm -rf .serverless && $(OSLS) package --stage $(STAGE) --region $(REGION) && \
+	    $(BIN)/cfn-lint; \
+	fi
+
+# Real deployment (needs AWS credentials in the environment): make deploy STAGE=prod REGION=...
+deploy: artifact node-tools
+	SLS_TELEMETRY_DISABLED=1 npx --no-install osls deploy --stage $(STAGE) --region $(REGION)
+
 clean:
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .local $(BUILD) .serverless node_modules

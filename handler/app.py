@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from handler.config import ConfigError, Settings
 from handler.domain.policy import ActiveRecordingsLedger, Policy
+from handler.observability import register_secrets
 from handler.recorder import Recorder
 from handler.service import RecordingService
 
@@ -21,7 +22,18 @@ if TYPE_CHECKING:
 
 @cache
 def settings() -> Settings:
-    return Settings.from_env()
+    built = Settings.from_env()
+    register_secrets(_secret_values(built))
+    return built
+
+
+def _secret_values(s: Settings) -> list[str]:
+    """Every secret the configuration holds, as the log redactor must recognise it."""
+    single = [v.get_secret_value() for v in (s.secret_id, s.secret_key, s.session_token) if v]
+    listed = [v.get_secret_value() for v in (*s.webhook_secrets, *s.trtc_callback_keys)]
+    listed += [v.get_secret_value() for v in s.gme_callback_keys]
+    bare = [v.removeprefix("whsec_") for v in listed]  # the key without its prefix, too
+    return single + listed + bare
 
 
 @cache
@@ -86,7 +98,7 @@ def recorder() -> Recorder:
 
 @cache
 def service() -> RecordingService:
-    return RecordingService(policy, recorder(), active_recordings())
+    return RecordingService(policy, recorder, active_recordings())
 
 
 @cache

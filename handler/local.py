@@ -59,6 +59,7 @@ def local_environment() -> Iterator[None]:
     handler = logger.registered_handler
     if isinstance(handler, logging.StreamHandler):
         handler.setStream(sys.stderr)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF is for CloudWatch
     for name, value in LOCAL_DEFAULTS.items():
         if not os.environ.get(name):
             os.environ[name] = value

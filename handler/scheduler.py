@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
+
+from handler import observability
 from handler.observability import logger
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observability.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+@observability.trace_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info("scheduler tick", extra={"time": event.get("time"), "id": event.get("id")})
     return {"status": "noop", "reason": "scheduled windows, renewal and sweep are not built yet"}

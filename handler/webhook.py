@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
 
-from handler import app
+from handler import app, observability
 from handler.adapters.queue import QueueUnavailable
 from handler.domain.events import RoomEvent
 from handler.ingest import Rejected, Route, ingest
@@ -42,6 +42,7 @@ def _accept(route: Route) -> Response[str]:
         event = ingest(route, api.current_event.headers, _raw_body(), app.settings())
     except Rejected as exc:
         logger.warning("webhook rejected", extra={"route": route.value, "code": exc.code})
+        observability.webhook_rejected(exc.code)
         return _json(exc.status, exc.body())
     if isinstance(event, RoomEvent):
         logger.append_keys(**event.log_keys())
@@ -52,6 +53,7 @@ def _accept(route: Route) -> Response[str]:
                 return _json(
                     503, {"code": "queue_unavailable", "message": "try again"}, {"Retry-After": "5"}
                 )
+            logger.info("event queued", extra={"message_id": message_id})
             return _json(
                 202, {"status": "queued", "event_id": event.event_id, "message_id": message_id}
             )
@@ -96,9 +98,11 @@ def unexpected(exc: Exception) -> Response[str]:
     return _json(500, {"code": "internal_error", "message": "internal error"})
 
 
+@observability.log_metrics
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
 )
+@observability.trace_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     app.bind_context(context)
     return api.resolve(event, context)

@@ -14,8 +14,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
 
-from handler import app
-from handler.domain.events import EventSource
+from handler import app, observability
+from handler.domain.events import EventSource, RoomEvent
 from handler.domain.inbound import InvalidEvent, parse_json, parse_message
 from handler.domain.outcome import Outcome, OutcomeStatus
 from handler.observability import logger
@@ -27,9 +27,12 @@ class ItemFailed(Exception):
 
 
 def record_handler(record: SQSRecord) -> Outcome:
+    logger.set_correlation_id(record.message_id)  # until the event id is known
     app_id_attr = record.message_attributes["SdkAppId"]  # None when absent (Powertools)
     app_id = app_id_attr.string_value if app_id_attr is not None else None
     event = parse_message(parse_json(record.body), EventSource.QUEUE, sdk_app_id=app_id)
+    if isinstance(event, RoomEvent):
+        logger.set_correlation_id(event.event_id)
     outcome = app.service().handle(event)
     if outcome.status is OutcomeStatus.FAILED:
         raise ItemFailed(f"{outcome.error_code}: {outcome.reason}")
@@ -65,12 +68,15 @@ def process_batch(
             report.append({"message_id": message_id, "ok": True, "outcome": outcome})
             continue
         reason = _reason(next(failures, (None, None, None))[1])
+        logger.set_correlation_id(message_id)
         logger.warning("message failed", extra={"message_id": message_id, "reason": reason})
         report.append({"message_id": message_id, "ok": False, "reason": reason})
     return dict(processor.response()), report
 
 
+@observability.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@observability.trace_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response, _ = process_batch(event, context)
     return response

@@ -20,6 +20,7 @@ from tencentcloud.gme.v20180711 import gme_client, models
 
 from handler.domain.decision import RecordMode, RecordPlan
 from handler.domain.gme import EMPTY_RESPONSE, GmeError, RunningTask
+from handler.observability import subsegment
 
 # Python 3.12 warns about utcfromtimestamp inside the SDK on every call; it is the SDK's to fix.
 warnings.filterwarnings("ignore", message=r".*utcfromtimestamp", category=DeprecationWarning)
@@ -99,7 +100,8 @@ class TencentGme:
 
     def _call(self, action: str, req: Any) -> Any:
         try:
-            return getattr(self._client, action)(req)
+            with subsegment(f"## gme.{action}"):
+                return getattr(self._client, action)(req)
         except TencentCloudSDKException as exc:
             code = exc.get_code() or "UnknownError"
             message = exc.get_message()

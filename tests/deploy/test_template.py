@@ -1,0 +1,280 @@
+"""The deployment as AWS would receive it: the CloudFormation template and the zip that
+`make package` generates offline with osls (and cfn-lint has already passed over).
+
+Skipped, with the reason, only when node/npm are missing; if they are present the template
+must exist and be newer than serverless.yml (run `make package`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from handler.adapters.secrets import is_reference
+from handler.config import SECRET_VARIABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / ".serverless" / "cloudformation-template-update-stack.json"
+ARTIFACT = ROOT / "build" / "gme-autorecord.zip"
+SERVICE = "gme-autorecord-dev"
+FUNCTIONS = {"webhook": "WebhookLambdaFunction", "worker": "WorkerLambdaFunction"}
+FUNCTIONS["scheduler"] = "SchedulerLambdaFunction"
+#: The only actions that may use Resource "*": X-Ray has no resource-level permissions.
+STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+NEEDS_NODE = pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="node/npm not installed: `make package` could not generate the template to check",
+)
+pytestmark = NEEDS_NODE
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    assert TEMPLATE.exists(), "no generated template: run `make package` (make test does)"
+    assert TEMPLATE.stat().st_mtime >= (ROOT / "serverless.yml").stat().st_mtime, (
+        "template is older than serverless.yml: run `make package`"
+    )
+    doc: dict[str, Any] = json.loads(TEMPLATE.read_text())
+    return doc
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def props(template: dict[str, Any], name: str) -> dict[str, Any]:
+    p: dict[str, Any] = template["Resources"][name]["Properties"]
+    return p
+
+
+def branches(item: Any) -> list[Any]:
+    """A statement list entry, with Fn::If expanded into whichever branches are real."""
+    if isinstance(item, dict) and "Fn::If" in item:
+        _, yes, no = item["Fn::If"]
+        return [b for b in (yes, no) if b != {"Ref": "AWS::NoValue"}]
+    return [item]
+
+
+def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for policy in role["Properties"].get("Policies", []):
+        for item in policy["PolicyDocument"]["Statement"]:
+            out.extend(branches(item))
+    return out
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_of(template: dict[str, Any], function: str) -> dict[str, Any]:
+    role_ref = props(template, FUNCTIONS[function])["Role"]["Fn::GetAtt"][0]
+    role: dict[str, Any] = template["Resources"][role_ref]
+    return role
+
+
+def actions_of(template: dict[str, Any], function: str) -> set[str]:
+    return {a for s in statements(role_of(template, function)) for a in as_list(s["Action"])}
+
+
+def test_three_arm64_python312_functions(template: dict[str, Any]) -> None:
+    functions = resources(template, "AWS::Lambda::Function")
+    assert set(functions) == set(FUNCTIONS.values())
+    for name, key in FUNCTIONS.items():
+        p = props(template, key)
+        assert p["FunctionName"] == f"{SERVICE}-{name}"
+        assert p["Handler"] == f"handler.{name}.handler"
+        assert p["Runtime"] == "python3.12"
+        assert p["Architectures"] == ["arm64"]
+        assert p["Code"]["S3Key"].endswith("/gme-autorecord.zip")
+
+
+def test_webhook_http_routes(template: dict[str, Any]) -> None:
+    routes = {
+        p["Properties"]["RouteKey"]
+        for p in resources(template, "AWS::ApiGatewayV2::Route").values()
+    }
+    assert routes == {
+        "POST /v1/room-events",
+        "POST /v1/trtc/room-callbacks",
+        "POST /v1/gme/recording-callbacks",
+        "GET /health",
+    }
+    [integration] = resources(template, "AWS::ApiGatewayV2::Integration").values()
+    assert integration["Properties"]["IntegrationUri"]["Fn::GetAtt"][0] == "WebhookLambdaFunction"
+
+
+def test_worker_sqs_mapping_sized_for_gme_rate_limit(template: dict[str, Any]) -> None:
+    [mapping] = resources(template, "AWS::Lambda::EventSourceMapping").values()
+    p = mapping["Properties"]
+    assert p["FunctionName"]["Fn::GetAtt"][0] == "WorkerLambdaFunction"
+    assert p["EventSourceArn"] == {"Fn::GetAtt": ["RecordQueue", "Arn"]}
+    assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= p["BatchSize"] <= 10
+    # serverless.yml explains the arithmetic: C <= 20 x 0.1 s round trip, i.e. exactly 2.
+    assert p["ScalingConfig"]["MaximumConcurrency"] == 2
+
+
+def test_scheduler_rule(template: dict[str, Any]) -> None:
+    [rule] = resources(template, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"]["Fn::GetAtt"][0] == "SchedulerLambdaFunction"
+
+
+def test_queue_redrive_visibility_and_dlq_retention(template: dict[str, Any]) -> None:
+    queue = props(template, "RecordQueue")
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["RecordDeadLetterQueue", "Arn"]
+    }
+    assert 1 < queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    worker_timeout = props(template, "WorkerLambdaFunction")["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * worker_timeout
+    assert props(template, "RecordDeadLetterQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_idempotency_table_ttl_on_demand(template: dict[str, Any]) -> None:
+    table = props(template, "IdempotencyTable")
+    assert table["TableName"] == f"{SERVICE}-idempotency"
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+
+
+def test_no_wildcards_in_iam_except_xray(template: dict[str, Any]) -> None:
+    roles = resources(template, "AWS::IAM::Role")
+    assert set(roles) == {"WebhookRole", "WorkerRole", "SchedulerRole"}  # no shared default role
+    for name, role in roles.items():
+        assert role["Properties"].get("ManagedPolicyArns") is None, name
+        for s in statements(role):
+            assert s["Effect"] == "Allow"
+            acts = as_list(s["Action"])
+            assert not any("*" in a for a in acts), (name, acts)
+            for resource in as_list(s["Resource"]):
+                if resource == "*":
+                    assert set(acts) <= STAR_RESOURCE_ACTIONS, (name, acts)
+                    continue
+                text = json.dumps(resource)
+                if "*" in text:  # only "every stream of this function's log group"
+                    assert ":log-group:/aws/lambda/" in text, (name, text)
+                    assert text.count("*") == 1, (name, text)
+                    assert text.endswith(':*"}'), (name, text)
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        pytest.fail(f"unexpected standalone IAM policy: {policy}")
+
+
+def test_each_role_has_only_what_its_function_needs(template: dict[str, Any]) -> None:
+    logs = {"logs:CreateLogStream", "logs:PutLogEvents"}
+    optional = {"kms:Decrypt", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert actions_of(template, "webhook") - optional == logs | {
+        "sqs:SendMessage",
+        "ssm:GetParameter",
+    }
+    assert actions_of(template, "worker") - optional == logs | {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "ssm:GetParameter",
+    }
+    assert actions_of(template, "scheduler") - optional == logs
+    for function in FUNCTIONS:
+        for s in statements(role_of(template, function)):
+            if s["Action"] == [*logs] or set(as_list(s["Action"])) == logs:
+                assert f"/aws/lambda/{SERVICE}-{function}:" in s["Resource"]["Fn::Sub"]
+            if "kms:Decrypt" in as_list(s["Action"]):
+                assert "kms:ViaService" in s["Condition"]["StringEquals"]
+
+
+def test_ssm_grants_match_exactly_the_referenced_parameters(template: dict[str, Any]) -> None:
+    for function, key in FUNCTIONS.items():
+        env = props(template, key)["Environment"]["Variables"]
+        referenced = {
+            v.removeprefix("ssm:")
+            for v in env.values()
+            if isinstance(v, str) and v.startswith("ssm:")
+        }
+        granted = set()
+        for s in statements(role_of(template, function)):
+            if "ssm:GetParameter" in as_list(s["Action"]):
+                for r in as_list(s["Resource"]):
+                    granted.add(re.sub(r"^.*:parameter", "", r["Fn::Sub"]))
+        assert granted == referenced, function
+
+
+def test_secrets_are_references_never_values(template: dict[str, Any]) -> None:
+    for key in FUNCTIONS.values():
+        env = props(template, key)["Environment"]["Variables"]
+        for name, value in env.items():
+            if name in SECRET_VARIABLES:
+                assert isinstance(value, str), name
+                assert is_reference(value), name
+            elif isinstance(value, str):
+                assert not re.search(r"(?i)secret|password|whsec_", value), name
+    assert "whsec_" not in TEMPLATE.read_text()
+
+
+def test_provider_environment_is_plain_strings() -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        return {"!" + suffix: None}
+
+    Loader.add_multi_constructor("!", tagged)
+    doc = yaml.load((ROOT / "serverless.yml").read_text(), Loader=Loader)  # noqa: S506
+    env = doc["provider"]["environment"]
+    assert all(isinstance(v, str) for v in env.values()), env
+    assert not set(env) & set(SECRET_VARIABLES)  # secrets live on the function that needs them
+
+
+def test_alarms(template: dict[str, Any]) -> None:
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    watched = {
+        (a["Namespace"], a["MetricName"], json.dumps(a["Dimensions"][0]["Value"])) for a in alarms
+    }
+    assert (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        '{"Fn::GetAtt": ["RecordDeadLetterQueue", "QueueName"]}',
+    ) in watched
+    assert ("AWS/Lambda", "Errors", f'"{SERVICE}-worker"') in watched
+    assert ("AWS/Lambda", "Throttles", f'"{SERVICE}-worker"') in watched
+    assert ("GmeAutorecord", "Throttled", '"gme-autorecord"') in watched
+    for a in alarms:
+        assert a["AlarmActions"]["Fn::If"][0] == "HasAlarmTopic"
+        assert a["TreatMissingData"] == "notBreaching"
+
+
+def test_package_is_small_and_holds_only_runtime_code() -> None:
+    assert ARTIFACT.exists(), "run `make package`"
+    assert ARTIFACT.stat().st_size < 10 * 1024 * 1024
+    names = zipfile.ZipFile(ARTIFACT).namelist()
+    tops = {n.split("/", 1)[0] for n in names}
+    for forbidden in (
+        "tests", "emulator", "bench", "events", "node_modules", "boto3", "botocore",
+        "s3transfer", "pytest", "_pytest", "mypy", "ruff", "hypothesis", "moto", "redis",
+        "cfnlint", "yaml_dev",
+    ):  # fmt: skip
+        assert forbidden not in tops, forbidden
+    assert "handler/webhook.py" in names
+    assert "policies/default.yaml" in names
+    assert "handler/local.py" not in names
+    assert "handler/__main__.py" not in names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    # Native wheels were fetched for Lambda's platform, not for this machine.
+    native = [n for n in names if n.endswith(".so")]
+    assert native
+    assert all("aarch64" in n or "x86_64" not in n for n in native), native
+    assert any(n.startswith("pydantic_core/") and "aarch64" in n for n in native)

@@ -1,0 +1,189 @@
+"""Observability through the real entry points: what an on-call engineer reads must be useful
+(one decision line with the room's keys, correlation ids, EMF metrics) and must never carry a
+secret, a signature or an Authorization header, even with event logging switched on."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+from handler import observability, webhook, worker
+from handler.observability import logger
+from tests.conftest import GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event, sqs_event
+
+SECRETS = [
+    WEBHOOK_SECRET,
+    WEBHOOK_SECRET.removeprefix("whsec_"),
+    TRTC_KEY,
+    GME_KEY,
+    DEFAULT_SECRET_ID,
+    DEFAULT_SECRET_KEY,
+]
+BEARER = "Bearer top-secret-bearer-value-123"
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """Everything the shared Powertools logger writes during the test, one JSON doc per line."""
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)
+
+
+def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+def emf(text: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF documents among captured stdout lines."""
+    docs = [json.loads(x) for x in text.splitlines() if x.startswith("{") and '"_aws"' in x]
+    return docs
+
+
+def metric_counts(docs: list[dict[str, Any]]) -> dict[tuple[str, str | None], int]:
+    """(metric name, its extra dimension value) -> how many datapoints were emitted."""
+    out: dict[tuple[str, str | None], int] = {}
+    for doc in docs:
+        directive = doc["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "GmeAutorecord"
+        dims = [d for d in directive["Dimensions"][0] if d != "service"]
+        extra = doc[dims[0]] if dims else None
+        for metric in directive["Metrics"]:
+            values = doc[metric["Name"]]
+            n = len(values) if isinstance(values, list) else 1
+            key = (metric["Name"], extra)
+            out[key] = out.get(key, 0) + n
+    return out
+
+
+def test_full_run_logs_no_secret_signature_or_authorization(
+    stack: Stack, logs: io.StringIO
+) -> None:
+    # Event logging on, as an operator would switch it on at 3 a.m. to see what arrives.
+    logged_webhook = logger.inject_lambda_context(webhook.handler, log_event=True)
+    logged_worker = logger.inject_lambda_context(worker.handler, log_event=True)
+    request = stack.room_event_request(load_event("room-created.json"))
+    request["headers"]["authorization"] = BEARER
+    signature = request["headers"]["webhook-signature"]
+    trtc = stack.trtc_request(load_event("trtc-room-created.json"))
+
+    assert logged_webhook(request, stack.context("webhook"))["statusCode"] == 200
+    assert logged_webhook(trtc, stack.context("webhook"))["statusCode"] == 200
+    bad = stack.room_event_request(load_event("room-created.json"))
+    bad["headers"]["webhook-signature"] = "v1," + "A" * 44
+    assert logged_webhook(bad, stack.context("webhook"))["statusCode"] == 401
+    response = logged_worker(sqs_event(load_event("room-created.json")), stack.context("worker"))
+    assert response == {"batchItemFailures": []}
+
+    text = logs.getvalue()
+    docs = lines(logs)
+    assert any(d["message"] == "recording decision" for d in docs)
+    # The event was logged (so the test can fail), with its credentials masked.
+    logged_events = [d["message"] for d in docs if isinstance(d["message"], dict)]
+    assert any(e.get("headers", {}).get("authorization") == "***" for e in logged_events)
+    assert any(e.get("headers", {}).get("webhook-signature") == "***" for e in logged_events)
+    assert any(e.get("headers", {}).get("sign") == "***" for e in logged_events)
+    for secret in [*SECRETS, signature, trtc["headers"]["sign"], BEARER, "A" * 44]:
+        assert secret not in text
+
+
+def test_decision_line_has_keys_and_correlation_ids(stack: Stack, logs: io.StringIO) -> None:
+    request = stack.room_event_request(load_event("room-created.json"))
+    webhook.handler(request, stack.context("webhook"))
+    worker.handler(sqs_event(load_event("room-created-practice.json")), stack.context("worker"))
+    decisions = [d for d in lines(logs) if d["message"] == "recording decision"]
+    [recorded, skipped] = decisions
+    assert recorded["correlation_id"] == request["requestContext"]["requestId"]
+    assert recorded["biz_id"] == 1400000000
+    assert recorded["room_id"] == "ranked-eu-1042"
+    assert recorded["task_id"]
+    assert recorded["rule"] == "ranked-mixed"
+    assert recorded["policy_version"].startswith("sha256:")
+    assert recorded["decision"] == "record"
+    assert skipped["correlation_id"] == "evt-0002-practice-created"  # the event id
+    assert skipped["decision"] == "skip"
+    assert skipped["reason"] == "practice and test rooms are not recorded"
+
+
+def test_a_secret_value_is_masked_anywhere_in_a_line(stack: Stack, logs: io.StringIO) -> None:
+    webhook.handler(  # builds and registers the configuration's secrets
+        stack.room_event_request(load_event("room-created.json")), stack.context("webhook")
+    )
+    try:
+        raise RuntimeError(f"cannot sign with {DEFAULT_SECRET_KEY}")
+    except RuntimeError:
+        logger.exception("oops", extra={"detail": {"note": f"key={TRTC_KEY}"}, "sign": "abc"})
+    [line] = [d for d in lines(logs) if d["message"] == "oops"]
+    assert line["detail"] == {"note": "key=***"}
+    assert line["sign"] == "***"
+    assert DEFAULT_SECRET_KEY not in json.dumps(line)
+    assert "cannot sign with ***" in line["exception"]
+
+
+def test_metrics_for_each_outcome(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    created = load_event("room-created.json")
+    webhook.handler(stack.room_event_request(created), stack.context("webhook"))
+    webhook.handler(stack.room_event_request(created), stack.context("webhook"))  # duplicate
+    bad = stack.room_event_request(created)
+    bad["headers"]["webhook-signature"] = "v1," + "A" * 44
+    webhook.handler(bad, stack.context("webhook"))
+    worker.handler(sqs_event(load_event("room-created-practice.json")), stack.context("worker"))
+    other = {**created, "id": "evt-x", "room_id": "ranked-eu-9", "session": "s-9"}
+    stack.emulator.fail_next("StartRecord", "RequestLimitExceeded")
+    worker.handler(sqs_event(other), stack.context("worker"))  # throttled: item fails
+    stack.emulator.fail_next("StartRecord", "UnsupportedOperation.ServiceNotOpened")
+    worker.handler(sqs_event({**other, "id": "evt-y"}), stack.context("worker"))  # permanent
+
+    counts = metric_counts(emf(capsys.readouterr().out))
+    assert counts == {
+        ("RecordingStarted", None): 1,
+        ("DuplicateSuppressed", None): 1,
+        ("WebhookRejected", "bad_signature"): 1,
+        ("PolicySkipped", None): 1,
+        ("GmeError", "RequestLimitExceeded"): 1,
+        ("Throttled", None): 1,
+        ("GmeError", "UnsupportedOperation.ServiceNotOpened"): 1,
+    }
+
+
+def test_tracing_is_off_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
+    monkeypatch.delenv("POWERTOOLS_TRACE_DISABLED", raising=False)
+    assert not observability.tracing_enabled()
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
+    assert observability.tracing_enabled()
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    assert not observability.tracing_enabled()
+
+
+def test_a_retried_start_still_logs_its_decision(stack: Stack, logs: io.StringIO) -> None:
+    stack.emulator.fail_next("StartRecord", "RequestLimitExceeded")
+    response = worker.handler(sqs_event(load_event("room-created.json")), stack.context("worker"))
+    assert len(response["batchItemFailures"]) == 1
+    [line] = [d for d in lines(logs) if d["message"] == "recording decision"]
+    assert line["status"] == "retry"
+    assert line["error_code"] == "RequestLimitExceeded"
+    assert line["room_id"] == "ranked-eu-1042"
+    assert line["correlation_id"] == "evt-0001-ranked-created"
+    [failed] = [d for d in lines(logs) if d["message"] == "message failed"]
+    assert failed["reason"].startswith("retry: RequestLimitExceeded")
+
+
+def test_adopted_after_a_lost_answer_counts_once(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.emulator.drop_next("StartRecord")  # GME starts the task, the answer is lost
+    event = sqs_event(load_event("room-created.json"))
+    worker.handler(event, stack.context("worker"))
+    worker.handler(event, stack.context("worker"))  # redelivery adopts the running task
+    counts = metric_counts(emf(capsys.readouterr().out))
+    assert counts == {("GmeError", "ClientNetworkError"): 1, ("RecordingAdopted", None): 1}
