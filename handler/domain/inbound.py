@@ -6,13 +6,13 @@ by the webhook and the queue worker so both accept exactly the same formats with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from handler.domain import safejson
 from handler.domain.events import (
     BizId,
     EventKind,
@@ -118,13 +118,16 @@ def _invalid(exc: ValidationError, prefix: str = "") -> InvalidEvent:
     return InvalidEvent("invalid_field", f"{field}: {first['msg']}", field)
 
 
+#: Codes of bodies refused before any field is looked at (HTTP 400 rather than 422).
+JSON_CODES = frozenset({"invalid_json", "json_too_deep", "json_too_many_members"})
+
+
 def parse_json(raw: bytes | str) -> Any:
+    """Bounded parse (depth, members, strict UTF-8, no duplicate keys): see `safejson`."""
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidEvent(
-            "invalid_json", f"body is not valid JSON: {type(exc).__name__}"
-        ) from None
+        return safejson.loads(raw)
+    except safejson.JsonRefused as exc:
+        raise InvalidEvent(exc.code, exc.message) from None
 
 
 def parse_room_event_v1(doc: Any) -> RoomEvent:
