@@ -93,7 +93,11 @@ ROUTES: dict[Route, dict[str, Any]] = {
         "tags": ["callbacks"],
     },
 }
-HEALTH: dict[str, Any] = {"summary": "Liveness", "responses": {200: {"description": "up"}}, "tags": ["ops"]}
+HEALTH: dict[str, Any] = {
+    "summary": "Liveness",
+    "responses": {200: {"description": "up"}},
+    "tags": ["ops"],
+}
 #: Answers for any path and method the API does not serve.
 UNROUTED = {404: "no such route", 405: "the path exists but not with this method"}
 
