@@ -38,16 +38,16 @@ def _retry(code: str, message: str) -> Reply:
     return Reply(503, {"code": code, "message": message}, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
-_warned_for: int | None = None
+_warned_for: Settings | None = None  # held, not its id(): a new object may reuse an address
 
 
 def warn_unconfigured(settings: Settings) -> None:
     """Once per configuration: name the routes that refuse everything, and the setting that
     would open each (never a value), so a missing key shows up at start-up, not as 401s."""
     global _warned_for
-    if _warned_for == id(settings):
+    if _warned_for is settings:
         return
-    _warned_for = id(settings)
+    _warned_for = settings
     missing = unconfigured_routes(settings)
     if missing:
         logger.warning(
