@@ -26,6 +26,9 @@ from handler.domain.events import (
 
 MAX_ATTRIBUTES = 64
 MAX_ENVELOPE_DEPTH = 3
+#: What the published schema promises for `time` (RFC 3339 with a zone); the parser accepts any
+#: ISO 8601 date-time that carries a zone.
+RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
 
 
 class InvalidEvent(ValueError):
@@ -64,7 +67,7 @@ class RoomEventV1(BaseModel):
     version: Literal[1] = 1
     type: Literal["room.created", "room.closed"]
     id: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
-    time: datetime
+    time: Annotated[datetime, Field(json_schema_extra={"pattern": RFC3339})]
     biz_id: BizId
     room_id: RoomId
     session: Session
