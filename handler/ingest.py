@@ -157,8 +157,14 @@ def _check_app_id(doc: dict[str, Any], header: str | None) -> None:
     if isinstance(info, dict):
         claimed.append(info.get("SdkAppId"))
     for value in claimed:
-        if value is not None and str(value).strip() != (header or "").strip():
+        if value is not None and _app_key(value) != _app_key(header or ""):
             raise SignatureRejected("sdk_app_id_mismatch", "SdkAppId header does not match body")
+
+
+def _app_key(value: object) -> str:
+    """Compare app ids as numbers when both are digits (`0140` is `140`), else as text."""
+    text = str(value).strip()
+    return str(int(text)) if text.isascii() and text.isdigit() and len(text) < 40 else text
 
 
 def _values(secrets: list[SecretStr]) -> list[str]:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from handler import webhook
 from handler.config import Settings
+from handler.domain import safejson
 from handler.domain.events import RoomEvent
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.signatures import sign_standard_webhook, sign_trtc, standard_webhook_key
@@ -33,7 +34,12 @@ KEY = standard_webhook_key(WEBHOOK_SECRET)
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.sampled_from(["[", "]{", '\\"', "a\\\\", '"}:,']),
     lambda inner: (
         st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
     ),
@@ -140,7 +146,8 @@ def test_ingest_refuses_a_trtc_body_naming_another_app(app_id: Any) -> None:
     doc = {**load_event("trtc-room-created.json"), "CallbackTs": now * 1000, "SdkAppId": app_id}
     body = json.dumps(doc).encode()
     result = check_ingest(Route.TRTC, signed_headers(Route.TRTC, body, now), body, now)
-    if str(app_id).strip() != str(BIZ_ID):
+    text = str(app_id).strip()
+    if not (text.isascii() and text.isdigit() and int(text) == BIZ_ID):
         assert isinstance(result, Rejected)
         assert result.code == "sdk_app_id_mismatch"
 
@@ -167,3 +174,27 @@ def test_lambda_entry_answers_every_request_with_a_documented_status(
         assert answer["code"]
         assert answer["message"]
     assert stack.emulator.calls() == []
+
+
+def _depth(doc: Any) -> int:
+    if isinstance(doc, dict):
+        return 1 + max(map(_depth, doc.values()), default=0)
+    if isinstance(doc, list):
+        return 1 + max(map(_depth, doc), default=0)
+    return 0
+
+
+def _members(doc: Any) -> int:
+    if isinstance(doc, dict):
+        return len(doc) + max(len(doc) - 1, 0) + sum(map(_members, doc.values()))
+    if isinstance(doc, list):
+        return max(len(doc) - 1, 0) + sum(map(_members, doc))
+    return 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(doc=json_values, ascii_only=st.booleans())
+def test_structure_prescan_is_exact_on_valid_json(doc: Any, ascii_only: bool) -> None:
+    """Brackets, commas and colons inside strings (escaped quotes too) never fool the pre-scan."""
+    raw = json.dumps(doc, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    assert safejson.structure(raw) == (_depth(doc), _members(doc))
