@@ -20,7 +20,6 @@ from handler.domain.events import (
     InboundFormat,
     RoomEvent,
     RoomId,
-    Scalar,
     Session,
 )
 
@@ -57,6 +56,10 @@ class IgnoredEvent(BaseModel):
 
 
 AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+#: Attribute values are scalars; strings are capped so that a normalised event always fits in
+#: one SQS message (256 KiB) whatever MAX_BODY_BYTES allows.
+MAX_ATTRIBUTE_CHARS = 1024
+BoundedText = Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_CHARS)]
 
 
 class RoomEventV1(BaseModel):
@@ -71,9 +74,10 @@ class RoomEventV1(BaseModel):
     biz_id: BizId
     room_id: RoomId
     session: Session
-    attributes: dict[AttributeKey, Annotated[Scalar, Field(union_mode="left_to_right")]] = Field(
-        default_factory=dict, max_length=MAX_ATTRIBUTES
-    )
+    attributes: dict[
+        AttributeKey,
+        Annotated[BoundedText | int | float | bool | None, Field(union_mode="left_to_right")],
+    ] = Field(default_factory=dict, max_length=MAX_ATTRIBUTES)
 
     def to_room_event(self) -> RoomEvent:
         return RoomEvent(

@@ -126,6 +126,28 @@ def test_depth_32_is_still_parsed(stack: Stack) -> None:
     refused(stack, stack.room_event_request(body_text), 422, "invalid_field")
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("attributes", {"note": "x" * 1025}),
+        ("attributes", {f"k{i}": i for i in range(65)}),
+        ("attributes", {"nested": {"a": 1}}),
+        ("room_id", "r" * 128),
+        ("room_id", "room 1"),
+        ("biz_id", 0),
+        ("biz_id", 2**63),
+        ("biz_id", True),
+        ("biz_id", 1400000000.0),
+    ],
+    ids=["long-attribute", "65-attributes", "nested-attribute", "room-id-128", "room-id-space",
+         "biz-id-0", "biz-id-2^63", "biz-id-bool", "biz-id-float"],
+)  # fmt: skip
+def test_field_limits(stack: Stack, field: str, value: Any) -> None:
+    body = {**load_event("room-created.json"), field: value}
+    answer = refused(stack, stack.room_event_request(body), 422, "invalid_field")
+    assert answer["field"].split(".")[0] == field
+
+
 def test_non_ascii_signature_headers_are_refused_not_crashed(stack: Stack) -> None:
     doc = load_event("room-created.json")
     refused(
