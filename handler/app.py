@@ -18,6 +18,7 @@ from handler.service import RecordingService
 if TYPE_CHECKING:
     from handler.adapters.policy_source import PolicyProvider
     from handler.adapters.queue import SqsPublisher
+    from handler.enqueue import Enqueuer
 
 
 @cache
@@ -78,6 +79,8 @@ def bind_context(context: Any) -> None:
     _context = context
     if recorder.cache_info().currsize and context is not None:
         recorder().register_context(context)
+    if enqueuer.cache_info().currsize and context is not None:
+        enqueuer().register_context(context)
 
 
 @cache
@@ -111,7 +114,32 @@ def publisher() -> SqsPublisher:
     return SqsPublisher(url)
 
 
+@cache
+def enqueuer() -> Enqueuer:
+    """Queue mode's once-per-event-id enqueue, with a persistence layer of its own (a layer
+    keeps the first idempotency config it is used with, so it is never shared)."""
+    from handler.adapters.stores import build_persistence_layer
+    from handler.enqueue import Enqueuer
+
+    s = settings()
+    built = Enqueuer(
+        publisher(), build_persistence_layer(s.idempotency_store), s.idempotency_expiry_seconds
+    )
+    if _context is not None:
+        built.register_context(_context)
+    return built
+
+
 def reset() -> None:
     """Forget every built adapter (tests and the local runner change the environment)."""
-    for fn in (settings, policy_provider, active_recordings, gme, recorder, service, publisher):
+    for fn in (
+        settings,
+        policy_provider,
+        active_recordings,
+        gme,
+        recorder,
+        service,
+        publisher,
+        enqueuer,
+    ):
         fn.cache_clear()

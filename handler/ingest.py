@@ -2,19 +2,25 @@
 
 Kept apart from the HTTP framework so the local server, the Lambda entry and the tests share
 one implementation; every refusal is a `Rejected` with an HTTP status and a machine code.
+Order matters: cheap bounds first, then the signature over the raw bytes, and only then is the
+body parsed, so an unauthenticated sender never gets the parser to work on its input.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from pydantic import SecretStr
 
 from handler.config import Settings
 from handler.domain.events import EventSource, RoomEvent
 from handler.domain.inbound import (
+    JSON_CODES,
     IgnoredEvent,
     InvalidEvent,
     parse_json,
@@ -37,6 +43,14 @@ class Route(StrEnum):
     GME_CALLBACK = "/v1/gme/recording-callbacks"
 
 
+#: Which setting holds each route's keys (named in the start-up warning, never their values).
+KEY_SETTINGS = {
+    Route.ROOM_EVENTS: "WEBHOOK_SECRETS",
+    Route.TRTC: "TRTC_CALLBACK_KEY",
+    Route.GME_CALLBACK: "GME_CALLBACK_KEY",
+}
+
+
 class Rejected(Exception):
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -50,6 +64,29 @@ class Rejected(Exception):
         if self.field:
             out["field"] = self.field
         return out
+
+
+def unconfigured_routes(settings: Settings) -> dict[Route, str]:
+    """Routes that refuse everything because their key setting is empty, with that setting."""
+    keys = {
+        Route.ROOM_EVENTS: settings.webhook_secrets,
+        Route.TRTC: settings.trtc_callback_keys,
+        Route.GME_CALLBACK: settings.gme_callback_keys,
+    }
+    return {route: KEY_SETTINGS[route] for route, values in keys.items() if not values}
+
+
+def raw_body(body: str | None, is_base64_encoded: bool, limit: int) -> bytes:
+    """The body exactly as the sender sent it (API Gateway base64-encodes binary bodies)."""
+    text = body or ""
+    if not is_base64_encoded:
+        return text.encode("utf-8", "surrogatepass")
+    if len(text) > (limit + 2) // 3 * 4 + 4:  # refuse before decoding a huge payload
+        raise Rejected(413, "body_too_large", f"body exceeds {limit} bytes")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Rejected(400, "invalid_base64", "body is flagged base64 but is not") from None
 
 
 def ingest(
@@ -72,9 +109,8 @@ def ingest(
     except SignatureRejected as exc:
         raise Rejected(401, exc.code, exc.message) from None
     except InvalidEvent as exc:
-        raise Rejected(
-            400 if exc.code == "invalid_json" else 422, exc.code, exc.message, exc.field
-        ) from None
+        status = 400 if exc.code in JSON_CODES else 422
+        raise Rejected(status, exc.code, exc.message, exc.field) from None
 
 
 def _authenticated_parse(
@@ -86,23 +122,49 @@ def _authenticated_parse(
         return event.with_source(EventSource.WEBHOOK)
     if route is Route.TRTC:
         verify_trtc(_values(settings.trtc_callback_keys), headers.get("sign", ""), body)
-        doc = parse_json(body)
-        if isinstance(doc, dict) and "CallbackTs" in doc:
-            check_fresh(_whole(doc["CallbackTs"], "CallbackTs") // 1000, now, "CallbackTs")
-        parsed = parse_trtc(doc, headers.get("sdkappid"))
+        doc = _object(parse_json(body))
+        check_fresh(_timestamp(doc, "CallbackTs") / 1000, now, "CallbackTs")
+        app_id = headers.get("sdkappid")
+        _check_app_id(doc, app_id)
+        parsed = parse_trtc(doc, app_id)
         return parsed.with_source(EventSource.WEBHOOK) if isinstance(parsed, RoomEvent) else parsed
     verify_gme_callback(_values(settings.gme_callback_keys), headers.get("signature", ""), body)
-    doc = parse_json(body)
-    if isinstance(doc, dict) and "Timestamp" in doc:
-        check_fresh(_whole(doc["Timestamp"], "Timestamp"), now, "Timestamp")
+    doc = _object(parse_json(body))
+    check_fresh(_timestamp(doc, "Timestamp"), now, "Timestamp")
     return parse_message(doc, EventSource.WEBHOOK)
 
 
-def _whole(value: object, name: str) -> int:
-    """Timestamps must be JSON integers; anything else cannot be checked for freshness."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SignatureRejected("bad_timestamp", f"{name} must be an integer")
+def _object(doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise InvalidEvent("invalid_body", "the body must be a JSON object")
+    return doc
+
+
+def _timestamp(doc: dict[str, Any], field: str) -> int:
+    """The freshness timestamp must be a JSON integer: anything else would skip the replay
+    check (a string would later be coerced by the model), so it is an authentication failure."""
+    value = doc.get(field)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise SignatureRejected("bad_timestamp", f"{field} must be an integer timestamp")
     return value
+
+
+def _check_app_id(doc: dict[str, Any], header: str | None) -> None:
+    """A TRTC body that names its app must name the app of the `SdkAppId` header: one key may
+    be shared by several apps, and the header alone decides which BizId is recorded."""
+    info = doc.get("EventInfo")
+    claimed = [doc.get("SdkAppId")]
+    if isinstance(info, dict):
+        claimed.append(info.get("SdkAppId"))
+    for value in claimed:
+        if value is not None and _app_key(value) != _app_key(header or ""):
+            raise SignatureRejected("sdk_app_id_mismatch", "SdkAppId header does not match body")
+
+
+def _app_key(value: object) -> str:
+    """Compare app ids as numbers when both are digits (`0140` is `140`), else as text."""
+    text = str(value).strip()
+    return str(int(text)) if text.isascii() and text.isdigit() and len(text) < 40 else text
 
 
 def _values(secrets: list[SecretStr]) -> list[str]:

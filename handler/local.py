@@ -130,6 +130,10 @@ def http_event(method: str, path: str, headers: dict[str, str], body: bytes) -> 
     }
 
 
+#: API Gateway HTTP APIs take payloads up to 10 MB; the local server stops well before.
+MAX_LOCAL_BODY = 2 * 1024 * 1024
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
@@ -138,19 +142,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         from handler import webhook
 
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        length_text = self.headers.get("content-length") or "0"
+        length = int(length_text) if length_text.isascii() and length_text.isdigit() else -1
+        if not 0 <= length <= MAX_LOCAL_BODY:
+            # API Gateway refuses these before any function runs; do the same, unread.
+            self.close_connection = True
+            code = "body_too_large" if length > 0 else "bad_content_length"
+            self._send(413 if length > 0 else 400, {}, json.dumps({"code": code, "message": code}))
+            return
+        body = self.rfile.read(length)
         event = http_event(self.command, self.path, dict(self.headers.items()), body)
         result = webhook.handler(event, LocalContext("webhook"))
-        payload = (result.get("body") or "").encode()
-        self.send_response(result.get("statusCode", 500))
-        for name, value in (result.get("headers") or {}).items():
+        self._send(result.get("statusCode", 500), result.get("headers") or {}, result.get("body"))
+
+    def _send(self, status: int, headers: dict[str, str], body: str | None) -> None:
+        payload = (body or "").encode()
+        self.send_response(status)
+        for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass

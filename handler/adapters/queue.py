@@ -11,18 +11,36 @@ class QueueUnavailable(Exception):
     """The event could not be enqueued; the sender must retry (HTTP 503), never a silent drop."""
 
 
+#: A sender waits for our answer, so an unreachable queue must turn into a 503 fast: short
+#: timeouts and one retry, not botocore's 60 s reads and legacy retry schedule.
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 3
+MAX_ATTEMPTS = 2
+
+
 class SqsPublisher:
     def __init__(self, queue_url: str, client: Any = None) -> None:
-        if client is None:
-            import boto3  # imported here: only the deployed webhook in queue mode needs it
-
-            client = boto3.client("sqs")
-        self._client = client
+        self._client = client  # built on first publish: importing boto3 costs cold-start time
         self._queue_url = queue_url
+
+    def _sqs(self) -> Any:
+        if self._client is None:
+            import boto3  # imported here: only the deployed webhook in queue mode needs it
+            from botocore.config import Config
+
+            self._client = boto3.client(
+                "sqs",
+                config=Config(
+                    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                    read_timeout=READ_TIMEOUT_SECONDS,
+                    retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+                ),
+            )
+        return self._client
 
     def publish(self, event: RoomEvent) -> str:
         try:
-            resp = self._client.send_message(
+            resp = self._sqs().send_message(
                 QueueUrl=self._queue_url,
                 MessageBody=event.model_dump_json(),
                 MessageAttributes={

@@ -57,6 +57,8 @@ def verify_standard_webhook(
             "missing_signature",
             "webhook-id, webhook-timestamp and webhook-signature headers are required",
         )
+    if not _printable(msg_id, 256):
+        raise SignatureRejected("bad_webhook_id", "webhook-id must be 1-256 printable ASCII")
     if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
         raise SignatureRejected("bad_timestamp", "webhook-timestamp must be integer seconds")
     if abs(now - int(stamp)) > TOLERANCE_SECONDS:
@@ -64,7 +66,9 @@ def verify_standard_webhook(
     expected = [sign_standard_webhook(k, msg_id, int(stamp), body) for k in keys]
     # The header may carry several space-separated signatures (the sender rotating its key).
     for candidate in given.split(" ")[:8]:
-        if any(hmac.compare_digest(candidate.encode(), e.encode()) for e in expected):
+        if candidate.isascii() and any(
+            hmac.compare_digest(candidate.encode(), e.encode()) for e in expected
+        ):
             return msg_id
     raise SignatureRejected("bad_signature", "webhook-signature does not match any active key")
 
@@ -80,7 +84,7 @@ def verify_trtc(keys: Iterable[str], sign: str, body: bytes) -> None:
         raise SignatureRejected("not_configured", "this route has no signing key configured")
     if not sign:
         raise SignatureRejected("missing_signature", "the Sign header is required")
-    given = sign.strip().encode()
+    given = _ascii(sign)
     if not any(hmac.compare_digest(given, sign_trtc(k, body).encode()) for k in keys):
         raise SignatureRejected("bad_signature", "Sign does not match any active key")
 
@@ -92,7 +96,7 @@ def verify_gme_callback(keys: Iterable[str], signature: str, body: bytes) -> Non
         raise SignatureRejected("not_configured", "this route has no signing key configured")
     if not signature:
         raise SignatureRejected("missing_signature", "the Signature header is required")
-    given = signature.strip().encode()
+    given = _ascii(signature)
     for key in keys:
         mac = hmac.new(key.encode(), body, hashlib.sha1).digest()
         for form in (base64.b64encode(mac), mac.hex().encode()):
@@ -101,7 +105,20 @@ def verify_gme_callback(keys: Iterable[str], signature: str, body: bytes) -> Non
     raise SignatureRejected("bad_signature", "Signature does not match any active key")
 
 
-def check_fresh(timestamp_seconds: int, now: float, what: str) -> None:
-    # Integer arithmetic: a 400-digit timestamp must be refused, not overflow a float.
-    if abs(int(now) - timestamp_seconds) > TOLERANCE_SECONDS:
+def check_fresh(timestamp_seconds: float, now: float, what: str) -> None:
+    try:
+        stale = not abs(now - timestamp_seconds) <= TOLERANCE_SECONDS  # NaN counts as stale
+    except OverflowError:  # an integer too large for a float is as stale as it gets
+        stale = True
+    if stale:
         raise SignatureRejected("stale_timestamp", f"{what} is outside ±300 s")
+
+
+def _printable(value: str, limit: int) -> bool:
+    return 0 < len(value) <= limit and value.isascii() and value.isprintable()
+
+
+def _ascii(header: str) -> bytes:
+    """A signature header as bytes for `compare_digest`; non-ASCII can never match, so it is
+    replaced rather than raising (compare_digest refuses non-ASCII str)."""
+    return header.strip().encode("ascii", "replace")

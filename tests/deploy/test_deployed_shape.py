@@ -179,4 +179,9 @@ def test_webhook_queue_worker_as_deployed(
     assert len(stack.emulator.tasks(room_id=created["room_id"])) == 1
     assert stack.starts() == 1
     items = aws["dynamodb"].scan(TableName="gme-autorecord-dev-idempotency")["Items"]
-    assert [i["status"]["S"] for i in items] == ["COMPLETED"]
+    by_prefix = sorted((i["id"]["S"].split("#")[0], i["status"]["S"]) for i in items)
+    # One record for the webhook's once-per-event enqueue, one for the room session's start.
+    assert by_prefix == [
+        ("gme-autorecord.ensure-recording", "COMPLETED"),
+        ("gme-autorecord.webhook-enqueue", "COMPLETED"),
+    ]

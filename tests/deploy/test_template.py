@@ -176,6 +176,10 @@ def test_each_role_has_only_what_its_function_needs(template: dict[str, Any]) ->
     optional = {"kms:Decrypt", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     assert actions_of(template, "webhook") - optional == logs | {
         "sqs:SendMessage",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
         "ssm:GetParameter",
     }
     assert actions_of(template, "worker") - optional == logs | {

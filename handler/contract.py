@@ -1,0 +1,212 @@
+"""The published webhook contract: answer shapes per route, the OpenAPI document, the JSON Schema.
+
+The routes in `handler.webhook` take their OpenAPI `responses` from here, and the OpenAPI
+document is generated from that resolver by Powertools, then given the request bodies and
+signature headers (which the handlers deliberately read raw, never through validation, because
+the signature covers the exact bytes). `python -m handler.contract` rewrites `docs/`; a test
+fails when the committed files differ from what the code generates.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from handler.domain.inbound import RoomEventV1, TrtcCallback
+from handler.domain.outcome import Outcome
+from handler.ingest import Route
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+OPENAPI_FILE = DOCS / "openapi.json"
+ROOM_EVENT_SCHEMA_FILE = DOCS / "room-event-v1.schema.json"
+VERSION = "1.0.0"
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: a machine-readable code, a human message, the field when one is at fault."""
+
+    model_config = ConfigDict(title="Error")
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class Queued(BaseModel):
+    """Queue mode: the event was verified and enqueued (or was already, when `duplicate`)."""
+
+    status: str = "queued"
+    event_id: str
+    message_id: str
+    duplicate: bool = False
+
+
+def _error(description: str, retry: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"model": ErrorBody}},
+    }
+    if retry:
+        out["headers"] = {
+            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+        }
+    return out
+
+
+_COMMON: dict[int, Any] = {
+    400: _error("not JSON, JSON too deep or too many members, or base64 body that is not"),
+    401: _error(
+        "signature missing or wrong, timestamp stale, SdkAppId mismatch, key not configured"
+    ),
+    413: _error("body larger than MAX_BODY_BYTES"),
+    415: _error("Content-Type is not application/json"),
+    422: _error("a field is missing or invalid; `field` names it"),
+    503: _error("not done yet (queue unavailable, GME retryable error); retry", retry=True),
+}
+_RECORDED = {
+    "description": "inline mode: the outcome (started, adopted, skipped, stopped, ignored, failed)",
+    "content": {"application/json": {"model": Outcome}},
+}
+_QUEUED = {
+    "description": "queue mode: enqueued for the worker, or a duplicate already enqueued",
+    "content": {"application/json": {"model": Queued}},
+}
+
+ROUTES: dict[Route, dict[str, Any]] = {
+    Route.ROOM_EVENTS: {
+        "summary": "Room event v1 (Standard Webhooks signature)",
+        "responses": {200: _RECORDED, 202: _QUEUED, **_COMMON},
+        "tags": ["room events"],
+    },
+    Route.TRTC: {
+        "summary": "TRTC room callback (Sign and SdkAppId headers)",
+        "responses": {200: _RECORDED, 202: _QUEUED, **_COMMON},
+        "tags": ["room events"],
+    },
+    Route.GME_CALLBACK: {
+        "summary": "GME recording callback (Signature header); acknowledged, not yet used",
+        "responses": {200: _RECORDED, **_COMMON},
+        "tags": ["callbacks"],
+    },
+}
+HEALTH: dict[str, Any] = {
+    "summary": "Liveness",
+    "responses": {200: {"description": "up"}},
+    "tags": ["ops"],
+}
+#: Answers for any path and method the API does not serve.
+UNROUTED = {404: "no such route", 405: "the path exists but not with this method"}
+
+_HEADERS: dict[Route, list[tuple[str, str]]] = {
+    Route.ROOM_EVENTS: [
+        ("webhook-id", "message id, signed"),
+        ("webhook-timestamp", "Unix seconds, within ±300 s"),
+        ("webhook-signature", "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>, space-separated"),
+    ],
+    Route.TRTC: [
+        ("Sign", "base64(HMAC-SHA256(key, raw body))"),
+        ("SdkAppId", "TRTC SdkAppId, used as the GME BizId"),
+    ],
+    Route.GME_CALLBACK: [("Signature", "HMAC-SHA1(key, raw body), base64 or hex")],
+}
+
+GME_CALLBACK_SCHEMA: dict[str, Any] = {
+    "title": "GmeRecordingCallback",
+    "type": "object",
+    "required": ["Timestamp", "EventType"],
+    "properties": {
+        "BizID": {"type": "integer"},
+        "RoomID": {"type": "string"},
+        "UserID": {"type": "string"},
+        "TaskID": {"type": "integer"},
+        "RecordMode": {"type": "integer"},
+        "Timestamp": {"type": "integer", "description": "Unix seconds, within ±300 s"},
+        "EventType": {"type": "integer", "enum": [1, 2, 3]},
+        "Detail": {"type": "object"},
+    },
+}
+
+
+def room_event_schema() -> dict[str, Any]:
+    schema = RoomEventV1.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:gme-autorecord:room-event-v1",
+        **schema,
+    }
+
+
+def _request_schema(route: Route) -> dict[str, Any]:
+    if route is Route.ROOM_EVENTS:
+        schema = RoomEventV1.model_json_schema(ref_template="#/components/schemas/{model}")
+    elif route is Route.TRTC:
+        schema = TrtcCallback.model_json_schema(ref_template="#/components/schemas/{model}")
+    else:
+        return GME_CALLBACK_SCHEMA
+    return schema
+
+
+def openapi() -> dict[str, Any]:
+    """Powertools' document for the resolver, completed with bodies and signature headers."""
+    from handler.webhook import api
+
+    doc: dict[str, Any] = json.loads(
+        api.get_openapi_json_schema(
+            title="gme-autorecord webhook",
+            version=VERSION,
+            description="Signed room events in; recordings started once per room session.",
+        )
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for route in Route:
+        request = _request_schema(route)
+        schemas.update(request.pop("$defs", {}))
+        schemas[request["title"]] = request
+        operation = doc["paths"][route.value]["post"]
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{request['title']}"}}
+            },
+        }
+        operation["parameters"] = [
+            {"name": name, "in": "header", "required": True, "description": text,
+             "schema": {"type": "string"}}
+            for name, text in _HEADERS[route]
+        ]  # fmt: skip
+    doc["x-unrouted-responses"] = {str(k): v for k, v in UNROUTED.items()}
+    for _ in range(3):  # drop Powertools' validation-error schemas: nothing refers to them
+        text = json.dumps(doc["paths"]) + json.dumps(schemas)
+        for name in [n for n in schemas if f'/{n}"' not in text]:
+            del schemas[name]
+    return doc
+
+
+def _dump(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def generated() -> dict[Path, str]:
+    return {OPENAPI_FILE: _dump(openapi()), ROOM_EVENT_SCHEMA_FILE: _dump(room_event_schema())}
+
+
+def main(argv: list[str]) -> int:
+    """`python -m handler.contract [--check]`: write docs/, or exit 1 when they are stale."""
+    stale = [p for p, text in generated().items() if not p.exists() or p.read_text() != text]
+    if "--check" in argv:
+        for path in stale:
+            print(f"{path.name} is stale: run python -m handler.contract", file=sys.stderr)
+        return 1 if stale else 0
+    DOCS.mkdir(exist_ok=True)
+    for path, text in generated().items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(DOCS.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

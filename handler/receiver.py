@@ -1,0 +1,90 @@
+"""What the webhook answers for one request: refuse, acknowledge (queue mode) or record (inline).
+
+Independent of the HTTP framework: `handler.webhook` maps a `Reply` onto the resolver's
+response. Every path out of here is a deliberate status with a `code`; the only 5xx are 503s
+that ask the sender to retry, so nothing a sender does can turn into a silent drop or a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
+
+from handler import app, observability
+from handler.adapters.queue import QueueUnavailable
+from handler.config import Settings
+from handler.domain.events import RoomEvent
+from handler.ingest import Rejected, Route, ingest, raw_body, unconfigured_routes
+from handler.observability import logger
+from handler.recorder import RetryLater
+
+RETRY_AFTER_SECONDS = "5"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _retry(code: str, message: str) -> Reply:
+    return Reply(503, {"code": code, "message": message}, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+_warned_for: Settings | None = None  # held, not its id(): a new object may reuse an address
+
+
+def warn_unconfigured(settings: Settings) -> None:
+    """Once per configuration: name the routes that refuse everything, and the setting that
+    would open each (never a value), so a missing key shows up at start-up, not as 401s."""
+    global _warned_for
+    if _warned_for is settings:
+        return
+    _warned_for = settings
+    missing = unconfigured_routes(settings)
+    if missing:
+        logger.warning(
+            "webhook routes without a signing key refuse every request (fail closed)",
+            extra={"routes": {route.value: name for route, name in missing.items()}},
+        )
+
+
+def accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: bool) -> Reply:
+    settings = app.settings()
+    warn_unconfigured(settings)
+    try:
+        raw = raw_body(body, is_b64, settings.max_body_bytes)
+        event = ingest(route, headers, raw, settings)
+    except Rejected as exc:
+        logger.warning("webhook rejected", extra={"route": route.value, "code": exc.code})
+        observability.webhook_rejected(exc.code)
+        return Reply(exc.status, exc.body())
+    if not isinstance(event, RoomEvent):
+        logger.info("event ignored", extra={"format": event.format, "reason": event.reason})
+        return Reply(200, {"status": "ignored", "reason": event.reason})
+    logger.append_keys(**event.log_keys())
+    try:
+        if settings.record_queue_url:
+            queued = app.enqueuer().enqueue(event)
+            # Pairs the event id with this request id, to follow the event into the worker.
+            logger.info("event queued", extra=queued)
+            return Reply(202, {"status": "queued", **queued})
+        outcome = app.service().handle(event)
+    except QueueUnavailable:
+        logger.warning("queue unavailable; sender must retry")
+        return _retry("queue_unavailable", "the event could not be queued; retry")
+    except RetryLater as exc:
+        return _retry(exc.code, "not recorded yet; retry")
+    except IdempotencyAlreadyInProgressError:
+        return _retry("in_progress", "another delivery of this event is being handled; retry")
+    except IdempotencyPersistenceLayerError:
+        logger.exception("idempotency store unavailable")
+        return _retry("store_unavailable", "the idempotency store is unavailable; retry")
+    return Reply(200, outcome.model_dump(mode="json", exclude_defaults=True))

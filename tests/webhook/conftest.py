@@ -1,0 +1,124 @@
+"""Fixtures for the webhook suites: a real moto_server (SQS) on a free loopback port, a stack in
+queue mode pointed at it, and builders for GME callback requests and raw API Gateway events."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handler import app, webhook
+from handler.local import http_event
+from tests.conftest import GME_KEY, Stack
+
+MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto_server as its own process, like the SQS endpoint the deployed webhook talks to."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@dataclass
+class Queue:
+    url: str
+    client: Any
+
+    def receive_all(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            got = self.client.receive_message(
+                QueueUrl=self.url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not got:
+                return out
+            out.extend(got)
+            for message in got:
+                self.client.delete_message(
+                    QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+
+def aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", endpoint)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def queue(stack: Stack, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Queue:
+    """The stack in queue mode: RECORD_QUEUE_URL names a fresh queue on the moto server."""
+    import boto3
+
+    aws_env(monkeypatch, moto_url)
+    client = boto3.client("sqs", endpoint_url=moto_url, region_name="eu-west-1")
+    url = client.create_queue(QueueName=f"records-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    monkeypatch.setenv("RECORD_QUEUE_URL", url)
+    app.reset()
+    return Queue(url, client)
+
+
+def gme_request(body: dict[str, Any] | bytes, *, encoding: str = "base64") -> dict[str, Any]:
+    if isinstance(body, dict):
+        body = json.dumps({**body, "Timestamp": int(time.time())}).encode()
+    mac = hmac.new(GME_KEY.encode(), body, hashlib.sha1).digest()
+    sig = base64.b64encode(mac).decode() if encoding == "base64" else mac.hex()
+    headers = {"content-type": "application/json", "signature": sig}
+    return http_event("POST", "/v1/gme/recording-callbacks", headers, body)
+
+
+def call(stack: Stack, request: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    result = webhook.handler(request, stack.context("webhook"))
+    return result["statusCode"], json.loads(result["body"]), result.get("headers") or {}
+
+
+def as_base64(request: dict[str, Any]) -> dict[str, Any]:
+    """The same request as API Gateway sends a body it treats as binary."""
+    raw = request["body"].encode()
+    return {**request, "body": base64.b64encode(raw).decode(), "isBase64Encoded": True}
