@@ -227,6 +227,14 @@ class GmeEmulator:
     def url(self) -> str:
         return f"http://{self.endpoint}"
 
+    def advance(self, seconds: float) -> None:
+        """Move the task clock (task ages, the 24-hour cap) forward; signatures keep real time."""
+        self._service.advance(seconds)
+
+    def now(self) -> float:
+        """The task clock: what StartRecord stamps and the 24-hour cap measures against."""
+        return self._service.now()
+
     @property
     def missing_rooms(self) -> set[tuple[int, str]]:
         """(BizId, RoomId) pairs that answer ResourceNotFound.RoomNotFound; add to it freely."""

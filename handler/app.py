@@ -16,6 +16,10 @@ from handler.service import RecordingService
 
 if TYPE_CHECKING:
     from handler.adapters.queue import SqsPublisher
+    from handler.domain.ledger import Ledger
+    from handler.domain.schedule import Schedules
+    from handler.lifecycle.settings import LifecycleSettings
+    from handler.lifecycle.tick import Lifecycle
 
 
 @cache
@@ -66,8 +70,41 @@ def recorder() -> Recorder:
 
 
 @cache
+def lifecycle_settings() -> LifecycleSettings:
+    from handler.lifecycle.settings import LifecycleSettings
+
+    return LifecycleSettings.from_env()
+
+
+@cache
+def ledger() -> Ledger:
+    from handler.adapters.ledgers import LedgerUrlError, build_ledger, default_ledger_url
+
+    ls = lifecycle_settings()
+    try:
+        url = ls.ledger_store or default_ledger_url(settings().idempotency_store)
+        return build_ledger(url, ls.ledger_ttl_seconds)
+    except LedgerUrlError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@cache
+def schedules() -> Schedules:
+    from handler.domain.schedule import load_schedules
+
+    return load_schedules(lifecycle_settings().recording_schedules)
+
+
+@cache
 def service() -> RecordingService:
-    return RecordingService(policy, recorder())
+    return RecordingService(policy, recorder(), ledger())
+
+
+@cache
+def lifecycle() -> Lifecycle:
+    from handler.lifecycle.tick import Lifecycle
+
+    return Lifecycle(service(), recorder(), ledger(), schedules, lifecycle_settings())
 
 
 @cache
@@ -83,4 +120,6 @@ def publisher() -> SqsPublisher:
 def reset() -> None:
     """Forget every built adapter (tests and the local runner change the environment)."""
     for fn in (settings, policy, gme, recorder, service, publisher):
+        fn.cache_clear()
+    for fn in (lifecycle_settings, ledger, schedules, lifecycle):
         fn.cache_clear()

@@ -91,6 +91,20 @@ class Recorder:
             status=OutcomeStatus.STOPPED, task_id=task.task_id, reason="room closed", **base
         )
 
+    def stop_task(self, biz_id: int, task_id: str) -> bool:
+        """Stop one known task. Returns False when GME no longer had it (already stopped)."""
+        try:
+            self._gme.stop_record(biz_id, task_id)
+        except GmeError as exc:
+            if exc.code != TASK_NOT_FOUND:
+                raise
+            return False
+        return True
+
+    def running_task(self, biz_id: int, room_id: str) -> RunningTask | None:
+        """What GME runs in the room now (DescribeTaskInfo); for the close path and the sweep."""
+        return self._gme.describe_task(biz_id, room_id)
+
     def _ensure_recording(self, command: StartCommand) -> Outcome:
         decision = command.decision
         base = _base(command)

@@ -1,36 +1,113 @@
 """Use case shared by all triggers: one room event in, one outcome out.
 
-The webhook (inline mode), the queue worker and the scheduler all call `RecordingService.handle`,
-so a room goes through one code path and one idempotency key space whichever way it arrived.
+The webhook (inline mode), the queue worker and the scheduler all call `RecordingService`, so a
+room goes through one code path and one idempotency key space whichever way it arrived.
+
+With a ledger, every room session also gets a ledger entry: `starting` is written before the
+idempotent start (so a crash in between is visible to the sweep), the outcome after it, and a
+close marks the session closed before stopping its task. Both sides check the other's mark after
+their own write, so a close racing a start always ends with the task stopped, and a create that
+arrives after its close records nothing.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
-from handler.domain.events import EventKind, RoomEvent
+from handler.domain.callbacks import RecordingCallback
+from handler.domain.decision import Decision
+from handler.domain.events import EventKind, InboundFormat, RoomEvent
 from handler.domain.inbound import IgnoredEvent
+from handler.domain.ledger import Ledger, LedgerEntry, LedgerState, latest_open
+from handler.domain.ledger_rules import (
+    after_outcome,
+    callback,
+    closing,
+    start_retry_later,
+    starting,
+    stopped,
+)
 from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
 from handler.domain.policy import Policy
 from handler.observability import logger
-from handler.recorder import Recorder
+from handler.recorder import Recorder, RetryLater
+
+#: Session prefix of the tombstone a session-less close (TRTC 102) leaves for late creates.
+TRTC_CLOSE_PREFIX = "trtc-close-"
 
 
 class RecordingService:
-    def __init__(self, policy: Callable[[], Policy], recorder: Recorder) -> None:
+    def __init__(
+        self,
+        policy: Callable[[], Policy],
+        recorder: Recorder,
+        ledger: Ledger | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._policy = policy
         self._recorder = recorder
+        self.ledger = ledger
+        self._clock = clock
 
     def handle(self, event: RoomEvent | IgnoredEvent) -> Outcome:
+        if isinstance(event, RecordingCallback):
+            return self.note_callback(event)
         if isinstance(event, IgnoredEvent):
             logger.info("event ignored", extra={"format": event.format, "reason": event.reason})
             return Outcome(status=OutcomeStatus.IGNORED, reason=event.reason)
         if event.kind is EventKind.ROOM_CLOSED:
-            outcome = self._recorder.stop(event.biz_id, event.room_id)
+            outcome = self.close(event)
             logger.info("room closed", extra={**event.log_keys(), "task_id": outcome.task_id})
             return outcome
-        decision = self._policy().decide(event)
-        outcome = self._recorder.ensure(StartCommand.for_event(event, decision))
+        return self.start(event, self._policy().decide(event))
+
+    # ------------------------------------------------------------------ start
+
+    def start(
+        self,
+        event: RoomEvent,
+        decision: Decision,
+        ends_at: float | None = None,
+        at: float | None = None,
+    ) -> Outcome:
+        """Ledger `starting` → idempotent ensure → ledger outcome (→ stop if closed meanwhile).
+        `at` is the ledger time (the scheduler passes its tick time); default: the clock."""
+        key = (event.biz_id, event.room_id, event.session)
+        now = self._clock() if at is None else at
+        if self.ledger is not None:
+            if event.format is InboundFormat.TRTC and self._trtc_closed_since(event):
+                self.ledger.update(*key, closing(*key, now, "TRTC room dismissed"))
+            entry = self.ledger.update(
+                *key, starting(*key, decision, now, ends_at, f"event {event.event_id}")
+            )
+            if entry is not None and entry.closed:
+                return self._log(event, decision, _closed_outcome(entry))
+        command = StartCommand.for_event(event, decision)
+        try:
+            outcome = self._recorder.ensure(command)
+        except RetryLater as exc:
+            if self.ledger is not None:
+                self.ledger.update(*key, start_retry_later(exc.code, exc.message, now))
+            raise
+        if self.ledger is not None:
+            entry = self.ledger.update(*key, after_outcome(outcome, now))
+            if entry is not None and entry.state is LedgerState.STOPPING:
+                # The close won the race: it marked the session before our task existed.
+                self.stop_entry(entry, "room closed while its start was in flight", now)
+        return self._log(event, decision, outcome)
+
+    def _trtc_closed_since(self, event: RoomEvent) -> bool:
+        """TRTC closes carry no session; a dismissal newer than this create means it is over."""
+        assert self.ledger is not None
+        created = event.occurred_at.timestamp()
+        return any(
+            e.session.startswith(TRTC_CLOSE_PREFIX) and (e.closed_at or 0) >= created
+            for e in self.ledger.by_room(event.biz_id, event.room_id)
+        )
+
+    @staticmethod
+    def _log(event: RoomEvent, decision: Decision, outcome: Outcome) -> Outcome:
         # The one line an operator greps for: what was decided for this room, and why.
         logger.info(
             "recording decision",
@@ -47,3 +124,116 @@ class RecordingService:
             },
         )
         return outcome
+
+    # ------------------------------------------------------------------ close
+
+    def close(self, event: RoomEvent) -> Outcome:
+        if self.ledger is None:
+            return self._recorder.stop(event.biz_id, event.room_id)
+        now = self._clock()
+        session = event.session
+        if event.format is InboundFormat.TRTC:
+            current = latest_open(self.ledger.by_room(event.biz_id, event.room_id))
+            if current is None:
+                # Nothing known: leave a tombstone for a late TRTC create, stop what runs.
+                stamp = int(event.occurred_at.timestamp() * 1000)
+                tomb = f"{TRTC_CLOSE_PREFIX}{stamp}"
+                closed = event.occurred_at.timestamp()
+                self.ledger.update(
+                    event.biz_id,
+                    event.room_id,
+                    tomb,
+                    closing(event.biz_id, event.room_id, tomb, now, "TRTC room dismissed", closed),
+                )
+                return self._recorder.stop(event.biz_id, event.room_id)
+            session = current.session
+        detail = f"room closed ({event.format.value}, event {event.event_id})"
+        entry = self.ledger.update(
+            event.biz_id,
+            event.room_id,
+            session,
+            closing(event.biz_id, event.room_id, session, now, detail),
+        )
+        assert entry is not None
+        return self.stop_entry(entry, detail)
+
+    def stop_entry(self, entry: LedgerEntry, detail: str, at: float | None = None) -> Outcome:
+        """Stop the task of a closed (or ended) entry and mark it stopped. Idempotent: a stopped
+        entry makes no GME call; TaskNotFound counts as stopped."""
+        assert self.ledger is not None
+        base = {"biz_id": entry.biz_id, "room_id": entry.room_id, "session": entry.session}
+        if entry.state is LedgerState.STOPPED:
+            return Outcome(
+                status=OutcomeStatus.STOPPED,
+                task_id=entry.task_id,
+                reason="already stopped",
+                duplicate=True,
+                **base,
+            )
+        task_id = entry.task_id
+        if task_id is not None:
+            found = self._recorder.stop_task(entry.biz_id, task_id)
+            why = detail if found else f"{detail}; GME no longer had the task"
+        else:
+            task_id = self._stop_unowned(entry)
+            why = detail if task_id else f"{detail}; no task was running"
+        now = self._clock() if at is None else at
+        self.ledger.update(*entry.key, stopped(now, why, task_id))
+        return Outcome(status=OutcomeStatus.STOPPED, task_id=task_id, reason=why, **base)
+
+    def _stop_unowned(self, entry: LedgerEntry) -> str | None:
+        """An entry without a known task (crash before the ledger write, tombstone): stop the
+        room's running task unless another open session of the room owns it."""
+        assert self.ledger is not None
+        task = self._recorder.running_task(entry.biz_id, entry.room_id)
+        if task is None:
+            return None
+        owners = [
+            e
+            for e in self.ledger.by_room(entry.biz_id, entry.room_id)
+            if e.task_id == task.task_id and e.session != entry.session and not e.closed
+        ]
+        if owners:
+            return None
+        self._recorder.stop_task(entry.biz_id, task.task_id)
+        return task.task_id
+
+    # -------------------------------------------------------------- callbacks
+
+    def note_callback(self, cb: RecordingCallback) -> Outcome:
+        """Attach a GME callback to the entry that owns its task; unknown tasks are ignored."""
+        outcome = Outcome(
+            status=OutcomeStatus.IGNORED,
+            biz_id=cb.biz_id,
+            room_id=cb.room_id,
+            task_id=cb.task_id,
+            reason=cb.reason,
+        )
+        if self.ledger is None:
+            return outcome
+        owner = _owner(self.ledger.by_room(cb.biz_id, cb.room_id), cb.task_id)
+        if owner is None:
+            logger.info("callback for an unknown task", extra={"task_id": cb.task_id})
+            return outcome.model_copy(update={"reason": "no ledger entry owns this task"})
+        self.ledger.update(*owner.key, callback(cb.note(), self._clock()))
+        return outcome.model_copy(update={"session": owner.session})
+
+
+def _owner(entries: list[LedgerEntry], task_id: str) -> LedgerEntry | None:
+    for entry in reversed(entries):
+        if entry.task_id == task_id or any(h.task_id == task_id for h in entry.history):
+            return entry
+    return None
+
+
+def _closed_outcome(entry: LedgerEntry) -> Outcome:
+    return Outcome(
+        status=OutcomeStatus.SKIPPED,
+        biz_id=entry.biz_id,
+        room_id=entry.room_id,
+        session=entry.session,
+        task_id=entry.task_id,
+        rule=entry.rule,
+        policy_version=entry.policy_version,
+        reason="the room session is already closed; nothing is recorded for it",
+    )
