@@ -4,6 +4,9 @@ run                         start the local stack (HTTP server, inline worker, e
 invoke FUNCTION FILE        run one Lambda entry point on an event file; print the result
 send FILE [--url URL]       sign a room event or TRTC body and POST it to a running stack
 check-policy [FILE]         validate a policy document; non-zero exit on error
+recordings [--state S]      list recordings from the ledger
+room BIZ ROOM               one room's sessions and history (events, decisions, GME calls)
+stop BIZ ROOM               close a room's open session and stop its task
 """
 
 from __future__ import annotations
@@ -150,8 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-policy", help="validate a policy document")
     check.add_argument("file", nargs="?")
     check.set_defaults(func=cmd_check)
+    from handler.operator import add_commands
+
+    add_commands(sub)
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ValueError as exc:  # ConfigError, bad store URLs: name the setting, exit non-zero
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

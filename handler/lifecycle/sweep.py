@@ -26,6 +26,7 @@ from handler.domain.ledger import LedgerEntry, LedgerState
 from handler.domain.ledger_rules import checked, closing, new_task, task_lost
 from handler.domain.outcome import Outcome, OutcomeStatus
 from handler.observability import logger
+from handler.recorder import RetryLater
 
 if TYPE_CHECKING:
     from handler.lifecycle.tick import Lifecycle, Pacer
@@ -42,14 +43,14 @@ def sweep(lc: Lifecycle, now: float, counts: Counter[str], pacer: Pacer) -> None
         ):
             lc.ledger.update(*entry.key, checked(now))  # the queue may still be retrying it
             continue
-        pacer.wait()
+        pacer.wait(3)  # worst case: DescribeTaskInfo, then ensure's DescribeTaskInfo + StartRecord
         counts["swept"] += 1
         try:
             counts[_check(lc, entry, now)] += 1
-        except GmeError as exc:
+        except (GmeError, RetryLater) as exc:
             if exc.code.startswith("RequestLimitExceeded"):
                 counts["sweep_throttled"] += 1
-                break
+                break  # GME is busy: the rest waits for the next tick
             _note_error(lc, entry, now, exc)
             counts["sweep_errors"] += 1
         except TickErrors as exc:

@@ -40,19 +40,20 @@ TickErrors = (GmeError, RetryLater, IdempotencyAlreadyInProgressError)
 
 
 class Pacer:
-    """Spaces GME-calling steps at most `rate` per second, so the sweep stays inside GME's
-    20 requests/second per action even when it has a large backlog."""
+    """Keeps the tick at most `rate` GME calls per second (all actions together), so it stays
+    inside GME's 20 requests/second per action even with a large backlog. Each step reserves
+    its worst-case number of calls before it runs."""
 
     def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
         self._interval = 1.0 / rate
         self._sleep = sleep
         self._next = 0.0
 
-    def wait(self) -> None:
+    def wait(self, calls: int) -> None:
         now = time.monotonic()
         if now < self._next:
             self._sleep(self._next - now)
-        self._next = max(now, self._next) + self._interval
+        self._next = max(now, self._next) + calls * self._interval
 
 
 class Lifecycle:
@@ -105,7 +106,7 @@ class Lifecycle:
                 source=EventSource.SCHEDULE,
                 attributes={"schedule": s.name},
             )
-            pacer.wait()
+            pacer.wait(2)  # DescribeTaskInfo, StartRecord
             try:
                 outcome = self.service.start(
                     event, schedules.decision(window), window.end.timestamp(), now.timestamp()
@@ -125,7 +126,7 @@ class Lifecycle:
             )
             if closed is None:
                 continue
-            pacer.wait()
+            pacer.wait(2)  # StopRecord (DescribeTaskInfo when the task is unknown)
             try:
                 self.service.stop_entry(closed, "scheduled window ended", now)
                 counts["windows_ended"] += 1
@@ -145,7 +146,7 @@ class Lifecycle:
                 continue  # the window ends before the cap: its end stops it
             if entry.task_id is None or entry.closed:
                 continue
-            pacer.wait()
+            pacer.wait(3)  # StopRecord, DescribeTaskInfo, StartRecord
             try:
                 self.recorder.stop_task(entry.biz_id, entry.task_id)
                 lost = self.ledger.update(
