@@ -38,7 +38,7 @@ from handler.domain.events import BizId, RoomId
 
 MAX_DURATION_SECONDS = 7 * 86400
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
-_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))  # day of week 7 = Sunday = 0
 _CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 
 
@@ -77,12 +77,11 @@ def _cron_field(text: str, index: int) -> frozenset[int]:
             first = last = int(part)
         else:
             raise ValueError(f"{_CRON_NAMES[index]}: {part!r} is not a number, range or *")
-        if index == 4 and last == 7:  # cron allows 7 for Sunday
-            last = 6 if first <= 6 else 0
-            values.add(0)
         if not (low <= first <= high and low <= last <= high and first <= last):
             raise ValueError(f"{_CRON_NAMES[index]}: {part!r} outside {low}-{high}")
         values.update(range(first, last + 1, step))
+    if index == 4 and 7 in values:
+        values = (values - {7}) | {0}
     return frozenset(values)
 
 
@@ -238,8 +237,11 @@ def parse_schedules(data: Any, source: str = "<memory>") -> Schedules:
         try:
             schedule.plan()
         except ValidationError as exc:
-            msg = exc.errors(include_url=False, include_input=False)[0]["msg"]
-            raise ScheduleError(f"{source}: schedule {schedule.name}: {msg}") from None
+            err = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(p) for p in err["loc"]) or "lists"
+            raise ScheduleError(
+                f"{source}: schedule {schedule.name}: {where}: {err['msg']}"
+            ) from None
     names = [s.name for s in document.schedules]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
