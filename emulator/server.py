@@ -305,6 +305,13 @@ class GmeEmulator:
         if route == ("POST", "reset"):
             self.reset()
             return 200, {"reset": True}
+        if route == ("POST", "advance"):  # move the task clock: ?seconds=3600
+            try:
+                seconds = float(first.get("seconds", ""))
+                self.advance(seconds)
+            except ValueError:
+                return 400, {"error": "seconds must be a number >= 0"}
+            return 200, {"now": self.now()}
         if route == ("GET", "calls"):
             calls = self.calls(first.get("action"))
             return 200, {"calls": [_with_id_str(asdict(call)) for call in calls]}
