@@ -7,6 +7,7 @@ check-policy [FILE]         validate a policy document; non-zero exit on error
 recordings [--state S]      list recordings from the ledger
 room BIZ ROOM               one room's sessions and history (events, decisions, GME calls)
 stop BIZ ROOM               close a room's open session and stop its task
+replay-dlq                  move dead-lettered messages back to the queue (clears stored failures)
 """
 
 from __future__ import annotations
@@ -154,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("file", nargs="?")
     check.set_defaults(func=cmd_check)
     from handler.operator import add_commands
+    from handler.replay import add_command
 
     add_commands(sub)
+    add_command(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +17,7 @@ from handler.domain.decision import Decision, RecordPlan
 from handler.domain.ledger import CallbackNote, Ledger, LedgerEntry, LedgerState
 from handler.domain.ledger_rules import after_outcome, callback, closing, starting, stopped
 from handler.domain.outcome import Outcome, OutcomeStatus
+from tests.aws import moto_url  # noqa: F401 - fixture
 
 BIZ = 1400000000
 DECISION = Decision(
@@ -30,45 +26,14 @@ DECISION = Decision(
 BIG_TASK = str(2**62 + 12345)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    port = _free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen(
-        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("moto_server did not start")
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-
-
-def _dynamodb(moto_url: str, name: str) -> Ledger:
+def _dynamodb(endpoint: str, name: str) -> Ledger:
     import boto3
 
     from handler.adapters.ledger_dynamodb import DynamoDBLedger
 
     resource = boto3.resource(
         "dynamodb",
-        endpoint_url=moto_url,
+        endpoint_url=endpoint,
         region_name="eu-west-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
