@@ -145,7 +145,10 @@ class RecordingService:
                     tomb,
                     closing(event.biz_id, event.room_id, tomb, now, "TRTC room dismissed", closed),
                 )
-                return self._recorder.stop(event.biz_id, event.room_id)
+                outcome = self._recorder.stop(event.biz_id, event.room_id)
+                why = "no session known; stopped whatever ran in the room"
+                self.ledger.update(event.biz_id, event.room_id, tomb, stopped(now, why))
+                return outcome
             session = current.session
         detail = f"room closed ({event.format.value}, event {event.event_id})"
         entry = self.ledger.update(
@@ -171,7 +174,11 @@ class RecordingService:
                 **base,
             )
         task_id = entry.task_id
-        if task_id is not None:
+        if task_id is not None and self.owned_elsewhere(entry, task_id):
+            # GME runs one task per room: another open session (a schedule window, say)
+            # adopted the same task and still wants it.
+            why = f"{detail}; task kept: another open session of the room uses it"
+        elif task_id is not None:
             found = self._recorder.stop_task(entry.biz_id, task_id)
             why = detail if found else f"{detail}; GME no longer had the task"
         else:
@@ -186,17 +193,17 @@ class RecordingService:
         room's running task unless another open session of the room owns it."""
         assert self.ledger is not None
         task = self._recorder.running_task(entry.biz_id, entry.room_id)
-        if task is None:
-            return None
-        owners = [
-            e
-            for e in self.ledger.by_room(entry.biz_id, entry.room_id)
-            if e.task_id == task.task_id and e.session != entry.session and not e.closed
-        ]
-        if owners:
+        if task is None or self.owned_elsewhere(entry, task.task_id):
             return None
         self._recorder.stop_task(entry.biz_id, task.task_id)
         return task.task_id
+
+    def owned_elsewhere(self, entry: LedgerEntry, task_id: str) -> bool:
+        assert self.ledger is not None
+        return any(
+            e.task_id == task_id and e.session != entry.session and not e.closed
+            for e in self.ledger.by_room(entry.biz_id, entry.room_id)
+        )
 
     # -------------------------------------------------------------- callbacks
 

@@ -127,13 +127,15 @@ def closing(
     biz_id: int, room_id: str, session: str, at: float, detail: str, closed_at: float | None = None
 ) -> Change:
     """The room session closed (or its window ended). Absent entry: a tombstone, so a create
-    arriving later records nothing. Returns None (leave) for a repeated close."""
+    arriving later records nothing; it starts as `stopping` so the caller still stops a task
+    the ledger never saw (started before the ledger existed, or its write was lost).
+    Returns None (leave) for a repeated close."""
     closed = at if closed_at is None else closed_at
 
     def change(entry: LedgerEntry | None) -> LedgerEntry | None:
         if entry is None:
             return new_entry(
-                biz_id, room_id, session, LedgerState.STOPPED, at, closed_at=closed, stopped_at=at
+                biz_id, room_id, session, LedgerState.STOPPING, at, closed_at=closed
             ).noted(at, "close", f"{detail}; closed before any create: nothing will record it")
         if entry.closed:
             return None

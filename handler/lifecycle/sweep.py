@@ -82,7 +82,7 @@ def _check(lc: Lifecycle, entry: LedgerEntry, now: float) -> str:
     if task is not None and task.task_id == entry.task_id:
         lc.ledger.update(*entry.key, checked(now))
         return "sweep_ok"
-    if task is not None and not _owned_elsewhere(lc, entry, task.task_id):
+    if task is not None and not lc.service.owned_elsewhere(entry, task.task_id):
         adopted = Outcome(status=OutcomeStatus.ADOPTED, task_id=task.task_id)
         lc.ledger.update(
             *entry.key,
@@ -104,10 +104,3 @@ def _check(lc: Lifecycle, entry: LedgerEntry, now: float) -> str:
     lc.ledger.update(*entry.key, checked(now))
     lc.start_next(current, now, "restart", "sweep: started the session's missing task")
     return "sweep_restarted"
-
-
-def _owned_elsewhere(lc: Lifecycle, entry: LedgerEntry, task_id: str) -> bool:
-    return any(
-        e.task_id == task_id and e.session != entry.session and not e.closed
-        for e in lc.ledger.by_room(entry.biz_id, entry.room_id)
-    )

@@ -378,3 +378,20 @@ def test_operator_stop_closes_the_latest_session(stack: Stack, capsys: Any) -> N
         .state
         is LedgerState.STOPPED
     )  # a repeated close changes nothing
+
+
+def test_a_window_and_a_session_sharing_the_rooms_task_do_not_stop_each_other(
+    stack: Stack, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "schedules.yaml"
+    path.write_text(
+        "version: 1\nschedules:\n  - {name: all-day, biz_id: 1400000000, room_id: "
+        f"{ROOM}, start: '0 0 * * *', duration: 24h}}\n"
+    )
+    monkeypatch.setenv("RECORDING_SCHEDULES", str(path))
+    app.reset()
+    task_id = send(stack, created())["task_id"]
+    assert tick(stack, time.time())["window_adopted"] == 1  # GME allows one task per room
+    closed_now = send(stack, closed())
+    assert "another open session" in closed_now["reason"]
+    assert [str(t.task_id) for t in running(stack)] == [task_id]  # the window keeps recording

@@ -85,7 +85,8 @@ def test_close_first_leaves_a_tombstone_that_refuses_starts(ledger: Ledger) -> N
     e = _start(ledger, "r2", "s", 60.0)
     assert e is not None
     assert e.closed
-    assert e.state is LedgerState.STOPPED
+    assert e.state is LedgerState.STOPPING  # the caller still stops a task nobody recorded
+    assert e.task_id is None
 
 
 def test_queries(ledger: Ledger) -> None:
