@@ -4,6 +4,7 @@ run                         start the local stack (HTTP server, inline worker, e
 invoke FUNCTION FILE        run one Lambda entry point on an event file; print the result
 send FILE [--url URL]       sign a room event or TRTC body and POST it to a running stack
 check-policy [FILE]         validate a policy document; non-zero exit on error
+check-schedules [FILE]      validate a schedules document (RECORDING_SCHEDULES)
 recordings [--state S]      list recordings from the ledger
 room BIZ ROOM               one room's sessions and history (events, decisions, GME calls)
 stop BIZ ROOM               close a room's open session and stop its task

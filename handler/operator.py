@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -99,7 +100,29 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_schedules(args: argparse.Namespace) -> int:
+    from handler.domain.schedule import ScheduleError, load_schedules
+
+    path = args.file or os.environ.get("RECORDING_SCHEDULES")
+    if not path:
+        print("error: give a FILE or set RECORDING_SCHEDULES", file=sys.stderr)
+        return 2
+    try:
+        schedules = load_schedules(path)
+    except ScheduleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    print(f"ok: {path}: {len(schedules.document.schedules)} schedules, version {schedules.version}")
+    for window in schedules.active(now):
+        print(f"  open now: {window.schedule.name} {window.session} until {window.end.isoformat()}")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
+    check = sub.add_parser("check-schedules", help="validate a schedules document")
+    check.add_argument("file", nargs="?")
+    check.set_defaults(func=cmd_check_schedules)
     rec = sub.add_parser("recordings", help="list ledger entries, newest first")
     rec.add_argument("--state", choices=[s.value for s in LedgerState])
     rec.add_argument("--limit", type=int, default=100)

@@ -90,3 +90,18 @@ def test_load_from_file_and_none(tmp_path: Path) -> None:
     assert load_schedules(path).document.schedules[0].duration == 60
     with pytest.raises(ScheduleError, match=r"missing\.yaml"):
         load_schedules(tmp_path / "missing.yaml")
+
+
+def test_check_schedules_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from handler.__main__ import main
+
+    example = Path(__file__).resolve().parents[2] / "policies" / "schedules.example.yaml"
+    assert main(["check-schedules", str(example)]) == 0
+    assert "2 schedules" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\nschedules:\n  - {name: x, biz_id: 1, room_id: r, start: '0 0 * *'"
+        ", duration: 1h}\n"
+    )
+    assert main(["check-schedules", str(bad)]) == 1
+    assert "schedule #0 (x): start" in capsys.readouterr().err
