@@ -48,15 +48,19 @@ def starting(
         )
     what = "decision: record" if decision.record else "decision: skip"
     note = f"{decision.rule}: {decision.reason}" + (f" ({detail})" if detail else "")
+    # A skip is final at once: an entry left `starting` would make the sweep record the room.
+    state = LedgerState.STARTING if decision.record else LedgerState.SKIPPED
 
     def change(entry: LedgerEntry | None) -> LedgerEntry | None:
         if entry is None:
-            return new_entry(
-                biz_id, room_id, session, LedgerState.STARTING, at, checked_at=at, **fields
-            ).noted(at, what, note)
+            return new_entry(biz_id, room_id, session, state, at, checked_at=at, **fields).noted(
+                at, what, note
+            )
         if entry.closed or entry.state in (LedgerState.RECORDING, LedgerState.STOPPING):
             return None  # already decided and acted on, or closed: leave it alone
-        return entry.changed(at, state=LedgerState.STARTING, **fields).noted(at, what, note)
+        if entry.state is state is LedgerState.SKIPPED:
+            return None  # a repeated skip
+        return entry.changed(at, state=state, **fields).noted(at, what, note)
 
     return change
 

@@ -395,3 +395,14 @@ def test_a_window_and_a_session_sharing_the_rooms_task_do_not_stop_each_other(
     closed_now = send(stack, closed())
     assert "another open session" in closed_now["reason"]
     assert [str(t.task_id) for t in running(stack)] == [task_id]  # the window keeps recording
+
+
+def test_a_skipped_room_is_final_in_the_ledger_and_never_swept_into_recording(
+    stack: Stack,
+) -> None:
+    doc = load_event("room-created-practice.json")
+    assert send(stack, doc)["status"] == "skipped"
+    [e] = app.ledger().by_room(BIZ_ID, doc["room_id"])
+    assert e.state is LedgerState.SKIPPED
+    assert tick(stack, time.time() + 3600).get("swept", 0) == 0
+    assert stack.starts() == 0
