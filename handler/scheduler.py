@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from handler import app
 from handler.observability import logger
 
 
@@ -29,6 +28,8 @@ def tick_time(event: dict[str, Any]) -> datetime:
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from handler import app  # lazily: the import stays as cheap as the entry's logger
+
     app.bind_context(context)
     now = tick_time(event)
     logger.info("scheduler tick", extra={"time": now.isoformat(), "id": event.get("id")})

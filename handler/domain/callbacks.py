@@ -20,14 +20,14 @@ EVENT_NAMES = {1: "recording started", 2: "recording finished", 3: "file uploade
 
 
 class _Detail(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     SeqNo: int = Field(default=0, ge=0)
     FileName: str | None = Field(default=None, max_length=1024)
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     BizID: int = Field(gt=0, lt=2**63)
     RoomID: str = Field(min_length=1, max_length=127)
@@ -41,7 +41,7 @@ class _Wire(BaseModel):
 class RecordingCallback(IgnoredEvent):
     """A parsed GME recording callback; TaskID kept as a string (it exceeds 2**53)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     biz_id: int
     room_id: str

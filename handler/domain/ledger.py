@@ -40,7 +40,7 @@ OPEN_STATES = (LedgerState.STARTING, LedgerState.RECORDING, LedgerState.STOPPING
 
 
 class HistoryItem(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     at: float
     what: str  # event, decision, start, adopt, stop, renew, restart, callback, sweep, error
@@ -51,7 +51,7 @@ class HistoryItem(BaseModel):
 class LedgerEntry(BaseModel):
     """Everything known about one room session's recording. TaskIds are strings (> 2**53)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     biz_id: int
     room_id: str
@@ -179,7 +179,7 @@ def sweepable(entry: LedgerEntry) -> bool:
 class CallbackNote(BaseModel):
     """What a GME recording callback adds to an entry (never required for correctness)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     task_id: str
     event_type: int
