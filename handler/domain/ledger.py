@@ -76,6 +76,8 @@ class LedgerEntry(BaseModel):
     checked_at: float = 0.0
     last_error: str | None = None
     retryable: bool = False
+    #: When the last retryable start failure happened: the sweep waits before retrying it.
+    failed_at: float | None = None
     files: tuple[str, ...] = ()
     callback_keys: tuple[str, ...] = ()
     history: tuple[HistoryItem, ...] = ()

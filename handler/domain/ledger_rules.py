@@ -117,7 +117,11 @@ def start_retry_later(code: str, message: str, at: float) -> Change:
             return None
         state = LedgerState.STOPPED if entry.closed else LedgerState.FAILED
         return entry.changed(
-            at, state=state, last_error=f"{code}: {message}", retryable=not entry.closed
+            at,
+            state=state,
+            last_error=f"{code}: {message}",
+            retryable=not entry.closed,
+            failed_at=at,
         ).noted(at, "error", f"{code}: {message} (will retry)")
 
     return change
@@ -207,7 +211,8 @@ def checked(at: float, detail: str = "", **fields: object) -> Change:
     def change(entry: LedgerEntry | None) -> LedgerEntry | None:
         if entry is None:
             return None
-        updated = entry.changed(at, checked_at=at, **fields)
+        # Not `changed`: a check is not a change, and must not reset `updated_at` (the TTL).
+        updated = entry.model_copy(update={"checked_at": at, **fields})
         return updated.noted(at, "sweep", detail) if detail else updated
 
     return change

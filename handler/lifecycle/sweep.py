@@ -39,7 +39,7 @@ def sweep(lc: Lifecycle, now: float, counts: Counter[str], pacer: Pacer) -> None
     for entry in lc.ledger.due_for_check(now - s.sweep_min_age_seconds, s.sweep_batch):
         if (
             entry.state is LedgerState.FAILED
-            and entry.updated_at > now - s.sweep_retry_after_seconds
+            and (entry.failed_at or 0.0) > now - s.sweep_retry_after_seconds
         ):
             lc.ledger.update(*entry.key, checked(now))  # the queue may still be retrying it
             continue

@@ -93,7 +93,8 @@ class Lifecycle:
         schedules = self._schedules()
         for window in schedules.active(now)[: self.settings.sweep_batch]:
             s = window.schedule
-            if self.ledger.get(s.biz_id, s.room_id, window.session) is not None:
+            known = self.ledger.get(s.biz_id, s.room_id, window.session)
+            if known is not None and not (known.state is LedgerState.FAILED and known.retryable):
                 continue  # known: later ticks leave it to the sweep, renewal and window end
             event = RoomEvent(
                 kind=EventKind.ROOM_CREATED,

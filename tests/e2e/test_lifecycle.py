@@ -406,3 +406,20 @@ def test_a_skipped_room_is_final_in_the_ledger_and_never_swept_into_recording(
     assert e.state is LedgerState.SKIPPED
     assert tick(stack, time.time() + 3600).get("swept", 0) == 0
     assert stack.starts() == 0
+
+
+def test_a_start_that_failed_retryably_is_retried_by_the_sweep_after_the_queue(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.emulator.fail_next("StartRecord", "InternalError", count=1)
+    result = webhook.handler(stack.room_event_request(created()), stack.context("webhook"))
+    assert result["statusCode"] == 503  # the sender (or SQS) would retry; suppose it gave up
+    assert (entry().state, entry().retryable) == (LedgerState.FAILED, True)
+    t0 = time.time()
+    for minutes in (5, 9):  # ticks before SWEEP_RETRY_AFTER_SECONDS only look
+        report = tick(stack, t0 + minutes * 60)
+        assert report.get("sweep_restarted", 0) == 0, report
+    report = tick(stack, t0 + 15 * 60)
+    assert report["sweep_restarted"] == 1, report
+    assert entry().state is LedgerState.RECORDING
+    assert len(running(stack)) == 1
