@@ -35,6 +35,8 @@ from handler.recorder import Recorder, RetryLater
 
 #: Session prefix of the tombstone a session-less close (TRTC 102) leaves for late creates.
 TRTC_CLOSE_PREFIX = "trtc-close-"
+#: Session prefix of scheduled windows (`handler.domain.schedule.Window.session`).
+WINDOW_PREFIX = "window-"
 
 
 class RecordingService:
@@ -131,31 +133,24 @@ class RecordingService:
         if self.ledger is None:
             return self._recorder.stop(event.biz_id, event.room_id)
         now = self._clock()
-        session = event.session
+        session, closed_at = event.session, None
         if event.format is InboundFormat.TRTC:
-            current = latest_open(self.ledger.by_room(event.biz_id, event.room_id))
-            if current is None:
-                # Nothing known: leave a tombstone for a late TRTC create, stop what runs.
-                stamp = int(event.occurred_at.timestamp() * 1000)
-                tomb = f"{TRTC_CLOSE_PREFIX}{stamp}"
-                closed = event.occurred_at.timestamp()
-                self.ledger.update(
-                    event.biz_id,
-                    event.room_id,
-                    tomb,
-                    closing(event.biz_id, event.room_id, tomb, now, "TRTC room dismissed", closed),
-                )
-                outcome = self._recorder.stop(event.biz_id, event.room_id)
-                why = "no session known; stopped whatever ran in the room"
-                self.ledger.update(event.biz_id, event.room_id, tomb, stopped(now, why))
-                return outcome
-            session = current.session
+            # TRTC 102 has no session: it ends the room's latest open session (schedule windows
+            # are time-based and stay). None known: a room tombstone for a late TRTC create,
+            # and whatever unowned task runs in the room is stopped.
+            sessions = self.ledger.by_room(event.biz_id, event.room_id)
+            current = latest_open(e for e in sessions if not e.session.startswith(WINDOW_PREFIX))
+            if current is not None:
+                session = current.session
+            else:
+                session = f"{TRTC_CLOSE_PREFIX}{int(event.occurred_at.timestamp() * 1000)}"
+                closed_at = event.occurred_at.timestamp()
         detail = f"room closed ({event.format.value}, event {event.event_id})"
         entry = self.ledger.update(
             event.biz_id,
             event.room_id,
             session,
-            closing(event.biz_id, event.room_id, session, now, detail),
+            closing(event.biz_id, event.room_id, session, now, detail, closed_at),
         )
         assert entry is not None
         return self.stop_entry(entry, detail)
