@@ -43,10 +43,10 @@ def sweep(lc: Lifecycle, now: float, counts: Counter[str], pacer: Pacer) -> None
         ):
             lc.ledger.update(*entry.key, checked(now))  # the queue may still be retrying it
             continue
-        pacer.wait(3)  # worst case: DescribeTaskInfo, then ensure's DescribeTaskInfo + StartRecord
+        pacer.wait(1)  # DescribeTaskInfo (or StopRecord); a restart reserves two more below
         counts["swept"] += 1
         try:
-            counts[_check(lc, entry, now)] += 1
+            counts[_check(lc, entry, now, pacer)] += 1
         except (GmeError, RetryLater) as exc:
             if exc.code.startswith("RequestLimitExceeded"):
                 counts["sweep_throttled"] += 1
@@ -63,8 +63,9 @@ def _note_error(lc: Lifecycle, entry: LedgerEntry, now: float, exc: Exception) -
     lc.ledger.update(*entry.key, checked(now, f"error: {exc}"))
 
 
-def _check(lc: Lifecycle, entry: LedgerEntry, now: float) -> str:
+def _check(lc: Lifecycle, entry: LedgerEntry, now: float, pacer: Pacer) -> str:
     if entry.state is LedgerState.STOPPING:
+        pacer.wait(1)  # StopRecord, after a DescribeTaskInfo when the task is unknown
         lc.service.stop_entry(entry, "sweep: finishing an interrupted stop", now)
         return "sweep_stopped"
     try:
@@ -77,6 +78,7 @@ def _check(lc: Lifecycle, entry: LedgerEntry, now: float) -> str:
             return "sweep_waiting"
         gone = lc.ledger.update(*entry.key, closing(*entry.key, now, "sweep: room is gone"))
         if gone is not None:
+            pacer.wait(1)
             lc.service.stop_entry(gone, "sweep: room is gone (RoomNotFound)", now)
         return "sweep_room_gone"
     if task is not None and task.task_id == entry.task_id:
@@ -102,5 +104,6 @@ def _check(lc: Lifecycle, entry: LedgerEntry, now: float) -> str:
             return "sweep_closed"
         current = lost
     lc.ledger.update(*entry.key, checked(now))
+    pacer.wait(2)  # ensure: DescribeTaskInfo + StartRecord
     lc.start_next(current, now, "restart", "sweep: started the session's missing task")
     return "sweep_restarted"
