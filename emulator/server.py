@@ -227,6 +227,14 @@ class GmeEmulator:
     def url(self) -> str:
         return f"http://{self.endpoint}"
 
+    def advance(self, seconds: float) -> None:
+        """Move the task clock (task ages, the 24-hour cap) forward; signatures keep real time."""
+        self._service.advance(seconds)
+
+    def now(self) -> float:
+        """The task clock: what StartRecord stamps and the 24-hour cap measures against."""
+        return self._service.now()
+
     @property
     def missing_rooms(self) -> set[tuple[int, str]]:
         """(BizId, RoomId) pairs that answer ResourceNotFound.RoomNotFound; add to it freely."""
@@ -297,6 +305,13 @@ class GmeEmulator:
         if route == ("POST", "reset"):
             self.reset()
             return 200, {"reset": True}
+        if route == ("POST", "advance"):  # move the task clock: ?seconds=3600
+            try:
+                seconds = float(first.get("seconds", ""))
+                self.advance(seconds)
+            except ValueError:
+                return 400, {"error": "seconds must be a number >= 0"}
+            return 200, {"now": self.now()}
         if route == ("GET", "calls"):
             calls = self.calls(first.get("action"))
             return 200, {"calls": [_with_id_str(asdict(call)) for call in calls]}

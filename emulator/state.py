@@ -28,6 +28,8 @@ MAX_CALLS_KEPT = 10_000
 
 RECORDING = 2
 UPLOAD_FINISHED = 13
+#: GME ends every recording task 24 hours after it started, whether or not anyone stops it.
+TASK_CAP_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,8 @@ class RecordingService:
         self._calls: deque[Call] = deque(maxlen=MAX_CALLS_KEPT)
         self._faults: dict[str, list[_Fault]] = {kind: [] for kind in FAULT_KINDS}
         self._limiter = RateLimiter(rate_limit_per_second, clock)
+        # Task time = clock + offset: tests move it (advance) without touching signature time.
+        self._offset = 0.0
         # Mutated in place (tests call .add) and read under the lock; never rebound.
         self.missing_rooms: set[tuple[int, str]] = set()
 
@@ -159,7 +163,30 @@ class RecordingService:
         if handler is None:
             raise ApiError("InvalidAction", f"The action `{action}` does not exist.")
         with self._lock:
+            self._end_capped()
             return handler(params)
+
+    # ------------------------------------------------------------ task clock
+
+    def now(self) -> float:
+        """Task time: the clock plus whatever tests advanced it by."""
+        return self._clock() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move task time forward; tasks past the 24-hour cap end at their cap time."""
+        if seconds < 0:
+            raise ValueError("the task clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+            self._end_capped()
+
+    def _end_capped(self) -> None:
+        now = self.now()
+        for key, task_id in list(self._running.items()):
+            task = self._tasks[task_id]
+            if now - task.started_at >= TASK_CAP_SECONDS:
+                self._tasks[task_id] = replace(task, stopped_at=task.started_at + TASK_CAP_SECONDS)
+                del self._running[key]
 
     def _start_record(self, params: Mapping[str, Any]) -> dict[str, Any]:
         v.reject_unknown(
@@ -183,7 +210,7 @@ class RecordingService:
             record_mode=mode,
             subscribe_user_ids=allowed,
             unsubscribe_user_ids=blocked,
-            started_at=self._clock(),
+            started_at=self.now(),
         )
         self._running[(biz_id, room_id)] = task_id
         return {"TaskId": task_id}
@@ -191,7 +218,7 @@ class RecordingService:
     def _stop_record(self, params: Mapping[str, Any]) -> dict[str, Any]:
         v.reject_unknown(params, frozenset({"BizId", "TaskId"}))
         task = self._find_task(*self._ids(params), running=True)
-        self._tasks[task.task_id] = replace(task, stopped_at=self._clock())
+        self._tasks[task.task_id] = replace(task, stopped_at=self.now())
         del self._running[(task.biz_id, task.room_id)]
         return {}
 
@@ -340,6 +367,7 @@ class RecordingService:
         self, biz_id: int | None = None, room_id: str | None = None, running_only: bool = False
     ) -> list[Task]:
         with self._lock:
+            self._end_capped()
             found = list(self._tasks.values())
         return [
             task
@@ -364,3 +392,4 @@ class RecordingService:
                 queue.clear()
             self._limiter.reset()
             self.missing_rooms.clear()
+            self._offset = 0.0

@@ -5,6 +5,11 @@ invoke FUNCTION FILE        run one Lambda entry point on an event file; print t
 send FILE [--url URL]       sign a room event or TRTC body and POST it to a running stack
 check-policy [FILE]         validate a policy document; non-zero exit on error
 explain EVENT_FILE|-        dry run: which rule decides the event, why earlier ones did not
+check-schedules [FILE]      validate a schedules document (RECORDING_SCHEDULES)
+recordings [--state S]      list recordings from the ledger
+room BIZ ROOM               one room's sessions and history (events, decisions, GME calls)
+stop BIZ ROOM               close a room's open session and stop its task
+replay-dlq                  move dead-lettered messages back to the queue (clears stored failures)
 """
 
 from __future__ import annotations
@@ -205,8 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     exp.add_argument("--json", action="store_true", help="print JSON instead of text")
     exp.set_defaults(func=cmd_explain)
+    from handler.operator import add_commands
+    from handler.replay import add_command
+
+    add_commands(sub)
+    add_command(sub)
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ValueError as exc:  # ConfigError, bad store URLs: name the setting, exit non-zero
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

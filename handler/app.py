@@ -18,7 +18,11 @@ from handler.service import RecordingService
 if TYPE_CHECKING:
     from handler.adapters.policy_source import PolicyProvider
     from handler.adapters.queue import SqsPublisher
+    from handler.domain.ledger import Ledger
+    from handler.domain.schedule import Schedules
     from handler.enqueue import Enqueuer
+    from handler.lifecycle.settings import LifecycleSettings
+    from handler.lifecycle.tick import Lifecycle
 
 
 @cache
@@ -100,8 +104,41 @@ def recorder() -> Recorder:
 
 
 @cache
+def lifecycle_settings() -> LifecycleSettings:
+    from handler.lifecycle.settings import LifecycleSettings
+
+    return LifecycleSettings.from_env()
+
+
+@cache
+def ledger() -> Ledger:
+    from handler.adapters.ledgers import LedgerUrlError, build_ledger, default_ledger_url
+
+    ls = lifecycle_settings()
+    try:
+        url = ls.ledger_store or default_ledger_url(settings().idempotency_store)
+        return build_ledger(url, ls.ledger_ttl_seconds)
+    except LedgerUrlError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@cache
+def schedules() -> Schedules:
+    from handler.domain.schedule import load_schedules
+
+    return load_schedules(lifecycle_settings().recording_schedules)
+
+
+@cache
 def service() -> RecordingService:
-    return RecordingService(policy, recorder, active_recordings())
+    return RecordingService(policy, recorder, ledger(), active_recordings())
+
+
+@cache
+def lifecycle() -> Lifecycle:
+    from handler.lifecycle.tick import Lifecycle
+
+    return Lifecycle(service(), recorder(), ledger(), schedules, lifecycle_settings())
 
 
 @cache
@@ -141,5 +178,9 @@ def reset() -> None:
         service,
         publisher,
         enqueuer,
+        lifecycle_settings,
+        ledger,
+        schedules,
+        lifecycle,
     ):
         fn.cache_clear()

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -190,12 +191,39 @@ def serve(host: str, port: int) -> None:
             "/v1/gme/recording-callbacks; GET /health"
         )
         say(f"  try: .venv/bin/python -m handler send events/room-created.json --url {url}")
+        stop_ticking = _start_ticker()
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
+            stop_ticking.set()
             server.server_close()
+
+
+def _start_ticker() -> threading.Event:
+    """Run the scheduler every LOCAL_TICK_SECONDS (default 60; 0 = never), as EventBridge does
+    when deployed, so schedule windows, renewals and the sweep happen in `make run` too."""
+    stop = threading.Event()
+    seconds = float(os.environ.get("LOCAL_TICK_SECONDS", "60") or 0)
+    if seconds <= 0:
+        say("  scheduler: not ticking (LOCAL_TICK_SECONDS=0)")
+        return stop
+    schedules = app.lifecycle_settings().recording_schedules or "none"
+    say(f"  scheduler: every {seconds:g} s (LOCAL_TICK_SECONDS); schedules: {schedules}")
+
+    def run() -> None:
+        from handler import scheduler
+
+        while not stop.wait(seconds):
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            try:
+                scheduler.handler({"time": now, "id": "local-tick"}, LocalContext("scheduler"))
+            except Exception as exc:  # keep ticking; the log line says what failed
+                say(f"  scheduler tick failed: {type(exc).__name__}: {exc}")
+
+    threading.Thread(target=run, name="local-scheduler", daemon=True).start()
+    return stop
 
 
 def invoke(function: str, event: dict[str, Any]) -> Any:

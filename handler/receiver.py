@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from handler import app, observability
 from handler.adapters.queue import QueueUnavailable
 from handler.config import Settings
+from handler.domain.callbacks import RecordingCallback
 from handler.domain.events import RoomEvent
 from handler.ingest import Rejected, Route, ingest, raw_body, unconfigured_routes
 from handler.observability import logger
@@ -66,6 +67,10 @@ def accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: b
         logger.warning("webhook rejected", extra={"route": route.value, "code": exc.code})
         observability.webhook_rejected(exc.code)
         return Reply(exc.status, exc.body())
+    if isinstance(event, RecordingCallback):
+        # Noted in the ledger right here in both modes: a ledger write, never a GME call.
+        noted = app.service().note_callback(event)
+        return Reply(200, noted.model_dump(mode="json", exclude_defaults=True))
     if not isinstance(event, RoomEvent):
         logger.info("event ignored", extra={"format": event.format, "reason": event.reason})
         return Reply(200, {"status": "ignored", "reason": event.reason})

@@ -52,6 +52,7 @@ class Recorder:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._gme = gme
+        self._store = store
         self._grace = room_not_found_grace_seconds
         self._clock = clock
         self.config = IdempotencyConfig(
@@ -90,6 +91,40 @@ class Recorder:
         return Outcome(
             status=OutcomeStatus.STOPPED, task_id=task.task_id, reason="room closed", **base
         )
+
+    def forget_failure(self, biz_id: int, room_id: str, session: str) -> bool:
+        """Delete a stored permanent failure for this key, so a replayed event (after the fix
+        an operator made) calls GME again. Any other stored outcome is kept. Returns whether
+        one was deleted."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyItemNotFoundError,
+        )
+
+        self._store.configure(self.config, key_prefix=KEY_PREFIX)
+        data = {"biz_id": biz_id, "room_id": room_id, "session": session}
+        try:
+            record = self._store.get_record(data)
+        except IdempotencyItemNotFoundError:
+            return False
+        stored = record.response_json_as_dict() if record is not None else None
+        if not isinstance(stored, dict) or stored.get("status") != OutcomeStatus.FAILED.value:
+            return False
+        self._store.delete_record(data, RuntimeError("operator replay"))
+        return True
+
+    def stop_task(self, biz_id: int, task_id: str) -> bool:
+        """Stop one known task. Returns False when GME no longer had it (already stopped)."""
+        try:
+            self._gme.stop_record(biz_id, task_id)
+        except GmeError as exc:
+            if exc.code != TASK_NOT_FOUND:
+                raise
+            return False
+        return True
+
+    def running_task(self, biz_id: int, room_id: str) -> RunningTask | None:
+        """What GME runs in the room now (DescribeTaskInfo); for the close path and the sweep."""
+        return self._gme.describe_task(biz_id, room_id)
 
     def _ensure_recording(self, command: StartCommand) -> Outcome:
         decision = command.decision

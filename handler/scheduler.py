@@ -1,11 +1,14 @@
-"""Lambda entry for the EventBridge schedule.
+"""Lambda entry for the EventBridge schedule (every 5 minutes).
 
-Not built yet: scheduled recording windows, 24-hour renewals and the reconciliation sweep come in
-a later version. Today it accepts its event, logs it and does nothing else (see README status).
+Each tick starts due schedule windows, stops ended ones, renews tasks nearing GME's 24-hour cap
+and sweeps a bounded batch of ledger entries against GME (see `handler.lifecycle`). The tick's
+time is the event's `time` (EventBridge's scheduled time), so a retried invocation acts as of
+its slot; an event without one uses the current time.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -14,9 +17,26 @@ from handler import observability
 from handler.observability import logger
 
 
+def tick_time(event: dict[str, Any]) -> datetime:
+    value = event.get("time") if isinstance(event, dict) else None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
 @observability.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @observability.trace_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    logger.info("scheduler tick", extra={"time": event.get("time"), "id": event.get("id")})
-    return {"status": "noop", "reason": "scheduled windows, renewal and sweep are not built yet"}
+    from handler import app  # lazily: the import stays as cheap as the entry's logger
+
+    app.bind_context(context)
+    now = tick_time(event)
+    logger.info("scheduler tick", extra={"time": now.isoformat(), "id": event.get("id")})
+    counts = app.lifecycle().tick(now)
+    return {"status": "ok", "time": now.isoformat(), **counts}

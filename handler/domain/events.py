@@ -33,6 +33,7 @@ class InboundFormat(StrEnum):
     ROOM_EVENT_V1 = "room-event-v1"
     TRTC = "trtc-room-callback"
     GME_RECORDING = "gme-recording-callback"
+    SCHEDULE = "schedule-window"  # made by the scheduler from a schedule, not received
 
 
 class EventSource(StrEnum):

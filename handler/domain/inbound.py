@@ -254,10 +254,9 @@ def parse_message(
     elif "kind" in doc and "event_id" in doc and "format" in doc:
         event = parse_normalised(doc)
     elif "TaskID" in doc and "EventType" in doc:
-        event = IgnoredEvent(
-            format=InboundFormat.GME_RECORDING,
-            reason="GME recording callbacks are accepted but not yet used (best effort only)",
-        )
+        from handler.domain.callbacks import parse_gme_callback  # imports this module
+
+        event = parse_gme_callback(doc)
     else:
         raise InvalidEvent(
             "unknown_format", "body is not a room event v1, TRTC room callback or GME callback"

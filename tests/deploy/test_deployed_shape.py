@@ -97,13 +97,23 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, stack: Stack) -> dict[st
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(QueueName=props(template, "RecordQueue")["QueueName"])["QueueUrl"]
     sqs.purge_queue(QueueUrl=queue_url)
-    table = props(template, "IdempotencyTable")
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    if table["TableName"] not in dynamodb.list_tables()["TableNames"]:
-        dynamodb.create_table(
-            **{k: table[k] for k in ("TableName", "BillingMode", "KeySchema")},
-            AttributeDefinitions=table["AttributeDefinitions"],
-        )
+    for resource in ("IdempotencyTable", "LedgerTable"):  # exactly as the template defines them
+        table = props(template, resource)
+        if table["TableName"] not in dynamodb.list_tables()["TableNames"]:
+            dynamodb.create_table(
+                **{
+                    k: table[k]
+                    for k in (
+                        "TableName",
+                        "BillingMode",
+                        "KeySchema",
+                        "AttributeDefinitions",
+                        "GlobalSecondaryIndexes",
+                    )
+                    if k in table
+                }
+            )
     return {"template": template, "sqs": sqs, "queue_url": queue_url, "dynamodb": dynamodb}
 
 

@@ -149,6 +149,23 @@ def test_idempotency_table_ttl_on_demand(template: dict[str, Any]) -> None:
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
 
 
+def test_ledger_table_keys_indexes_ttl(template: dict[str, Any]) -> None:
+    table = props(template, "LedgerTable")
+    assert table["TableName"] == f"{SERVICE}-ledger"
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
+    indexes = {
+        i["IndexName"]: i["KeySchema"][1]["AttributeName"] for i in table["GlobalSecondaryIndexes"]
+    }
+    # The names and sort keys the DynamoDB ledger adapter queries.
+    assert indexes == {
+        "state-checked": "checked_at",
+        "state-started": "task_started_at",
+        "state-ends": "ends_at",
+    }
+
+
 def test_no_wildcards_in_iam_except_xray(template: dict[str, Any]) -> None:
     roles = resources(template, "AWS::IAM::Role")
     assert set(roles) == {"WebhookRole", "WorkerRole", "SchedulerRole"}  # no shared default role
@@ -174,25 +191,26 @@ def test_no_wildcards_in_iam_except_xray(template: dict[str, Any]) -> None:
 def test_each_role_has_only_what_its_function_needs(template: dict[str, Any]) -> None:
     logs = {"logs:CreateLogStream", "logs:PutLogEvents"}
     optional = {"kms:Decrypt", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-    assert actions_of(template, "webhook") - optional == logs | {
-        "sqs:SendMessage",
+    idempotency = {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
+    }
+    ledger = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+    assert actions_of(template, "webhook") - optional == logs | idempotency | ledger | {
+        "sqs:SendMessage",
         "ssm:GetParameter",
     }
-    assert actions_of(template, "worker") - optional == logs | {
+    assert actions_of(template, "worker") - optional == logs | idempotency | ledger | {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
         "ssm:GetParameter",
     }
-    assert actions_of(template, "scheduler") - optional == logs
+    assert actions_of(template, "scheduler") - optional == logs | idempotency | ledger | {
+        "ssm:GetParameter"
+    }
     for function in FUNCTIONS:
         for s in statements(role_of(template, function)):
             if s["Action"] == [*logs] or set(as_list(s["Action"])) == logs:

@@ -143,9 +143,10 @@ def test_room_closed_stops_the_task_and_a_second_close_is_harmless(stack: Stack)
     assert len(stack.emulator.calls("StopRecord")) == 1
 
 
-def test_scheduler_stub_accepts_its_event(stack: Stack) -> None:
+def test_scheduler_tick_with_nothing_to_do_calls_no_gme(stack: Stack) -> None:
     result = scheduler.handler(load_event("schedule.json"), stack.context("scheduler"))
-    assert result["status"] == "noop"
+    assert result["status"] == "ok"
+    assert result["time"] == "2026-11-23T21:05:00+00:00"
     assert stack.emulator.calls() == []
 
 

@@ -1,0 +1,193 @@
+"""The recording ledger: one entry per room session, and the pure rules that move it.
+
+The idempotency store answers "was this delivery handled?"; the ledger answers "what should be
+recording right now, and what is?". The service, the scheduler and the operator commands read
+and change it through the small `Ledger` port; every change is a pure function from the old
+entry to the new one, applied atomically by the adapter (a transaction in SQLite, a conditional
+write in DynamoDB), so two triggers racing on one session (a close overtaking a start) always
+see each other's write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from handler.domain.decision import RecordMode, RecordPlan
+
+#: GME ends every recording task 24 hours after it started.
+GME_TASK_CAP_SECONDS = 24 * 3600
+#: History lines kept per entry; the oldest are dropped first.
+MAX_HISTORY = 100
+#: Callback dedup keys kept per entry (a session has few segments; this bounds a flood).
+MAX_CALLBACK_KEYS = 500
+
+
+class LedgerState(StrEnum):
+    STARTING = "starting"  # decided to record; StartRecord not (yet) confirmed
+    RECORDING = "recording"  # a GME task runs for this session (as far as we know)
+    STOPPING = "stopping"  # closed or ended; StopRecord not yet confirmed
+    STOPPED = "stopped"  # nothing runs for this session, and nothing should
+    FAILED = "failed"  # GME refused; `retryable` says whether the sweep tries again
+    SKIPPED = "skipped"  # the policy said not to record
+
+
+#: States in which the session should have a running task: the sweep and renewal look at these.
+OPEN_STATES = (LedgerState.STARTING, LedgerState.RECORDING, LedgerState.STOPPING)
+
+
+class HistoryItem(BaseModel):
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    at: float
+    what: str  # event, decision, start, adopt, stop, renew, restart, callback, sweep, error
+    detail: str = ""
+    task_id: str | None = None
+
+
+class LedgerEntry(BaseModel):
+    """Everything known about one room session's recording. TaskIds are strings (> 2**53)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    biz_id: int
+    room_id: str
+    session: str
+    state: LedgerState
+    task_id: str | None = None
+    #: Renewals and restarts so far; the next task's idempotency key uses generation + 1.
+    generation: int = 0
+    record_mode: RecordMode | None = None
+    allow_user_ids: tuple[str, ...] = ()
+    block_user_ids: tuple[str, ...] = ()
+    rule: str | None = None
+    policy_version: str | None = None
+    created_at: float
+    updated_at: float
+    task_started_at: float | None = None
+    #: When a scheduled window ends (None: until the room closes).
+    ends_at: float | None = None
+    #: Set once the room session closed (or its window ended): nothing may record it after.
+    closed_at: float | None = None
+    stopped_at: float | None = None
+    checked_at: float = 0.0
+    last_error: str | None = None
+    retryable: bool = False
+    #: When the last retryable start failure happened: the sweep waits before retrying it.
+    failed_at: float | None = None
+    files: tuple[str, ...] = ()
+    callback_keys: tuple[str, ...] = ()
+    history: tuple[HistoryItem, ...] = ()
+
+    @property
+    def key(self) -> tuple[int, str, str]:
+        return (self.biz_id, self.room_id, self.session)
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
+
+    @property
+    def plan(self) -> RecordPlan:
+        return RecordPlan(
+            record_mode=self.record_mode or RecordMode.MIXED,
+            allow_user_ids=self.allow_user_ids,
+            block_user_ids=self.block_user_ids,
+        )
+
+    def task_session(self) -> str:
+        """The idempotency session of this entry's current task: generation 0 is the session
+        itself (so it shares the key with the room event), later ones are `session#gN`."""
+        return self.session if self.generation == 0 else f"{self.session}#g{self.generation}"
+
+    def noted(
+        self, at: float, what: str, detail: str = "", task_id: str | None = None
+    ) -> LedgerEntry:
+        item = HistoryItem(at=at, what=what, detail=detail, task_id=task_id)
+        return self.model_copy(
+            update={"history": (*self.history, item)[-MAX_HISTORY:], "updated_at": at}
+        )
+
+    def changed(self, at: float, **fields: object) -> LedgerEntry:
+        return self.model_copy(update={**fields, "updated_at": at})
+
+
+Change = Callable[[LedgerEntry | None], LedgerEntry | None]
+
+
+class Ledger(Protocol):
+    """The port. `update` applies `change` atomically to the current entry (None when absent);
+    returning None leaves the entry as it was. It returns the entry as stored afterwards."""
+
+    def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None: ...
+
+    def update(
+        self, biz_id: int, room_id: str, session: str, change: Change
+    ) -> LedgerEntry | None: ...
+
+    def by_room(self, biz_id: int, room_id: str) -> list[LedgerEntry]: ...
+
+    def by_state(
+        self, state: LedgerState | None = None, limit: int = 1000
+    ) -> list[LedgerEntry]: ...
+
+    def nearing_cap(self, started_before: float, limit: int) -> list[LedgerEntry]:
+        """Recording entries whose current task started before `started_before`."""
+        ...
+
+    def ending(self, now: float, limit: int) -> list[LedgerEntry]:
+        """Open entries whose scheduled window ended at or before `now`."""
+        ...
+
+    def due_for_check(self, checked_before: float, limit: int) -> list[LedgerEntry]:
+        """Open or retryably failed entries, least recently checked first (the sweep's queue)."""
+        ...
+
+    def purge_expired(self, now: float) -> int:
+        """Delete entries past their TTL (DynamoDB does this itself and returns 0)."""
+        ...
+
+
+def latest_open(entries: Iterable[LedgerEntry]) -> LedgerEntry | None:
+    """The room's most recent session that is not closed: what a session-less close means."""
+    candidates = [e for e in entries if not e.closed and e.state is not LedgerState.SKIPPED]
+    return max(candidates, key=lambda e: e.created_at, default=None)
+
+
+def new_entry(
+    biz_id: int, room_id: str, session: str, state: LedgerState, at: float, **fields: object
+) -> LedgerEntry:
+    return LedgerEntry.model_validate(
+        {
+            "biz_id": biz_id,
+            "room_id": room_id,
+            "session": session,
+            "state": state,
+            "created_at": at,
+            "updated_at": at,
+            **fields,
+        }
+    )
+
+
+def sweepable(entry: LedgerEntry) -> bool:
+    """Whether the sweep should look at this entry (mirrors the adapters' `due_for_check`)."""
+    return entry.state in OPEN_STATES or (entry.state is LedgerState.FAILED and entry.retryable)
+
+
+class CallbackNote(BaseModel):
+    """What a GME recording callback adds to an entry (never required for correctness)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    task_id: str
+    event_type: int
+    seq: int = 0
+    files: tuple[str, ...] = Field(default_factory=tuple)
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.task_id}:{self.event_type}:{self.seq}"

@@ -1,0 +1,140 @@
+"""Operator commands over the recording ledger (`python -m handler recordings | room | stop`).
+
+They use the same configuration as the functions (`LEDGER_STORE`, `IDEMPOTENCY_STORE`, GME
+credentials), so run them with the deployed environment to act on the deployed ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from handler.domain.ledger import LedgerEntry, LedgerState, latest_open
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return datetime.fromtimestamp(stamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _summary(e: LedgerEntry) -> dict[str, Any]:
+    return {
+        "biz_id": e.biz_id,
+        "room_id": e.room_id,
+        "session": e.session,
+        "state": e.state.value,
+        "task_id": e.task_id,
+        "generation": e.generation,
+        "rule": e.rule,
+        "task_started_at": _when(e.task_started_at),
+        "closed_at": _when(e.closed_at),
+        "last_error": e.last_error,
+    }
+
+
+def cmd_recordings(args: argparse.Namespace) -> int:
+    from handler import app
+
+    state = LedgerState(args.state) if args.state else None
+    entries = app.ledger().by_state(state, limit=args.limit)
+    if args.json:
+        print(json.dumps([_summary(e) for e in entries], indent=2))
+        return 0
+    print(f"{'state':<10} {'biz_id':<12} {'room_id':<24} {'session':<32} task_id")
+    for e in entries:
+        print(
+            f"{e.state.value:<10} {e.biz_id:<12} {e.room_id:<24} {e.session:<32} {e.task_id or '-'}"
+        )
+    print(f"{len(entries)} recording(s)")
+    return 0
+
+
+def cmd_room(args: argparse.Namespace) -> int:
+    from handler import app
+
+    entries = app.ledger().by_room(args.biz_id, args.room_id)
+    if not entries:
+        print(f"error: no ledger entries for room {args.biz_id}/{args.room_id}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return 0
+    for e in entries:
+        s = _summary(e)
+        print(
+            f"session {e.session}: {e.state.value}, task {e.task_id or '-'}, rule {e.rule},"
+            f" policy {e.policy_version}, generation {e.generation}"
+        )
+        if e.files:
+            print(f"  files: {', '.join(e.files)}")
+        if e.last_error:
+            print(f"  last error: {s['last_error']}")
+        for h in e.history:
+            task = f" [task {h.task_id}]" if h.task_id else ""
+            print(f"  {_when(h.at)}  {h.what}: {h.detail}{task}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from handler import app
+    from handler.domain.ledger_rules import closing
+
+    ledger = app.ledger()
+    if args.session:
+        entry = ledger.get(args.biz_id, args.room_id, args.session)
+    else:
+        entry = latest_open(ledger.by_room(args.biz_id, args.room_id))
+    if entry is None or entry.state is LedgerState.STOPPED:
+        print(f"error: room {args.biz_id}/{args.room_id} has no open recording", file=sys.stderr)
+        return 1
+    detail = "stopped by an operator"
+    closed = ledger.update(*entry.key, closing(*entry.key, datetime.now(UTC).timestamp(), detail))
+    assert closed is not None
+    outcome = app.service().stop_entry(closed, detail)
+    print(json.dumps(outcome.model_dump(mode="json", exclude_defaults=True)))
+    return 0
+
+
+def cmd_check_schedules(args: argparse.Namespace) -> int:
+    from handler.domain.schedule import ScheduleError, load_schedules
+
+    path = args.file or os.environ.get("RECORDING_SCHEDULES")
+    if not path:
+        print("error: give a FILE or set RECORDING_SCHEDULES", file=sys.stderr)
+        return 2
+    try:
+        schedules = load_schedules(path)
+    except ScheduleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    print(f"ok: {path}: {len(schedules.document.schedules)} schedules, version {schedules.version}")
+    for window in schedules.active(now):
+        print(f"  open now: {window.schedule.name} {window.session} until {window.end.isoformat()}")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    check = sub.add_parser("check-schedules", help="validate a schedules document")
+    check.add_argument("file", nargs="?")
+    check.set_defaults(func=cmd_check_schedules)
+    rec = sub.add_parser("recordings", help="list ledger entries, newest first")
+    rec.add_argument("--state", choices=[s.value for s in LedgerState])
+    rec.add_argument("--limit", type=int, default=100)
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=cmd_recordings)
+    room = sub.add_parser("room", help="one room's sessions with their history")
+    room.add_argument("biz_id", type=int)
+    room.add_argument("room_id")
+    room.add_argument("--json", action="store_true")
+    room.set_defaults(func=cmd_room)
+    stop = sub.add_parser("stop", help="close a room's open session and stop its task")
+    stop.add_argument("biz_id", type=int)
+    stop.add_argument("room_id")
+    stop.add_argument("--session", help="default: the room's latest open session")
+    stop.set_defaults(func=cmd_stop)

@@ -1,0 +1,165 @@
+"""The ledger port against both adapters: a real SQLite file and DynamoDB on a real moto_server
+started here on a free loopback port. Same contract, same assertions."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handler.adapters.ledger_sqlite import SQLiteLedger
+from handler.adapters.ledgers import LedgerUrlError, build_ledger, default_ledger_url
+from handler.domain.decision import Decision, RecordPlan
+from handler.domain.ledger import CallbackNote, Ledger, LedgerEntry, LedgerState
+from handler.domain.ledger_rules import after_outcome, callback, closing, starting, stopped
+from handler.domain.outcome import Outcome, OutcomeStatus
+from tests.aws import moto_url  # noqa: F401 - fixture
+
+BIZ = 1400000000
+DECISION = Decision(
+    record=True, rule="r", reason="test", policy_version="v1", plan=RecordPlan(record_mode=3)
+)
+BIG_TASK = str(2**62 + 12345)
+
+
+def _dynamodb(endpoint: str, name: str) -> Ledger:
+    import boto3
+
+    from handler.adapters.ledger_dynamodb import DynamoDBLedger
+
+    resource = boto3.resource(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    ledger = DynamoDBLedger(name, client=resource)
+    ledger.create_table()
+    return ledger
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Ledger:
+    if request.param == "sqlite":
+        return SQLiteLedger(tmp_path / "ledger.db")
+    url = request.getfixturevalue("moto_url")
+    return _dynamodb(url, f"ledger-{os.getpid()}-{time.monotonic_ns()}")
+
+
+def _start(ledger: Ledger, room: str, session: str, at: float, **kw: Any) -> LedgerEntry | None:
+    return ledger.update(BIZ, room, session, starting(BIZ, room, session, DECISION, at, **kw))
+
+
+def _started(task: str) -> Outcome:
+    return Outcome(status=OutcomeStatus.STARTED, task_id=task, reason="ok")
+
+
+def test_create_record_close_round_trip(ledger: Ledger) -> None:
+    e = _start(ledger, "r1", "s1", 100.0)
+    assert e is not None
+    assert e.state is LedgerState.STARTING
+    e = ledger.update(BIZ, "r1", "s1", after_outcome(_started(BIG_TASK), 101.0))
+    assert e is not None
+    assert (e.state, e.task_id, e.task_started_at) == (LedgerState.RECORDING, BIG_TASK, 101.0)
+    got = ledger.get(BIZ, "r1", "s1")
+    assert got == e  # exact round trip, TaskId beyond 2**53 intact
+    assert got is not None
+    assert got.record_mode == 3
+    e = ledger.update(BIZ, "r1", "s1", closing(BIZ, "r1", "s1", 200.0, "closed"))
+    assert e is not None
+    assert e.state is LedgerState.STOPPING
+    again = ledger.update(BIZ, "r1", "s1", closing(BIZ, "r1", "s1", 201.0, "closed"))
+    assert again == e  # a repeated close changes nothing
+    e = ledger.update(BIZ, "r1", "s1", stopped(202.0, "done"))
+    assert e is not None
+    assert [h.what for h in e.history] == ["decision: record", "started", "close", "stop"]
+
+
+def test_close_first_leaves_a_tombstone_that_refuses_starts(ledger: Ledger) -> None:
+    ledger.update(BIZ, "r2", "s", closing(BIZ, "r2", "s", 50.0, "closed early"))
+    e = _start(ledger, "r2", "s", 60.0)
+    assert e is not None
+    assert e.closed
+    assert e.state is LedgerState.STOPPING  # the caller still stops a task nobody recorded
+    assert e.task_id is None
+
+
+def test_queries(ledger: Ledger) -> None:
+    _start(ledger, "a", "s", 10.0)
+    ledger.update(BIZ, "a", "s", after_outcome(_started("11"), 10.0))
+    _start(ledger, "b", "s", 20.0)
+    ledger.update(BIZ, "b", "s", after_outcome(_started("22"), 5000.0))
+    _start(ledger, "c", "s", 30.0, ends_at=400.0)
+    _start(ledger, "a", "s2", 40.0)
+    assert [e.room_id for e in ledger.by_state(LedgerState.RECORDING)] == ["b", "a"]
+    assert {e.session for e in ledger.by_room(BIZ, "a")} == {"s", "s2"}
+    assert [e.room_id for e in ledger.nearing_cap(1000.0, 10)] == ["a"]
+    assert [e.room_id for e in ledger.ending(500.0, 10)] == ["c"]
+    assert ledger.ending(399.0, 10) == []
+    due = ledger.due_for_check(35.0, 10)
+    assert [e.checked_at for e in due] == sorted(e.checked_at for e in due)
+    assert {(e.room_id, e.session) for e in due} == {("a", "s"), ("b", "s"), ("c", "s")}
+    assert len(ledger.due_for_check(35.0, 2)) == 2
+
+
+def test_callbacks_deduplicate(ledger: Ledger) -> None:
+    _start(ledger, "cb", "s", 1.0)
+    note = CallbackNote(task_id="7", event_type=3, seq=1, files=("f1.mp3",))
+    first = ledger.update(BIZ, "cb", "s", callback(note, 2.0))
+    second = ledger.update(BIZ, "cb", "s", callback(note, 3.0))
+    assert first == second
+    assert first is not None
+    assert first.files == ("f1.mp3",)
+
+
+def test_sqlite_ttl_purges_only_finished_entries(tmp_path: Path) -> None:
+    ledger = SQLiteLedger(tmp_path / "l.db", ttl_seconds=3600)
+    _start(ledger, "open", "s", 0.0)
+    _start(ledger, "done", "s", 0.0)
+    ledger.update(BIZ, "done", "s", closing(BIZ, "done", "s", 1.0, "x"))
+    assert ledger.purge_expired(10_000.0) == 0  # still stopping: the sweep needs it
+    ledger.update(BIZ, "done", "s", stopped(2.0, "x"))
+    assert ledger.purge_expired(3000.0) == 0  # not yet expired
+    assert ledger.purge_expired(10_000.0) == 1
+    assert ledger.get(BIZ, "done", "s") is None
+    assert ledger.get(BIZ, "open", "s") is not None
+
+
+def _bump(path: str, rounds: int) -> None:
+    ledger = SQLiteLedger(path)
+    for _ in range(rounds):
+        ledger.update(
+            BIZ,
+            "shared",
+            "s",
+            lambda e: e.changed(e.updated_at, generation=e.generation + 1) if e else None,
+        )
+
+
+def test_sqlite_updates_from_several_processes_are_never_lost(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    _start(SQLiteLedger(path), "shared", "s", 0.0)
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_bump, args=(path, 50)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    entry = SQLiteLedger(path).get(BIZ, "shared", "s")
+    assert entry is not None
+    assert entry.generation == 200
+
+
+def test_store_urls() -> None:
+    assert default_ledger_url("sqlite:///.local/idempotency.db") == "sqlite:///.local/ledger.db"
+    assert default_ledger_url("dynamodb://idem") == "dynamodb://idem-ledger"
+    with pytest.raises(LedgerUrlError, match="LEDGER_STORE"):
+        default_ledger_url("redis://localhost:6379/0")
+    with pytest.raises(LedgerUrlError, match="LEDGER_STORE"):
+        build_ledger("postgres://x", 60)
