@@ -61,6 +61,10 @@ def active_recordings() -> ActiveRecordingsLedger | None:
     its `notes`, which the `recording decision` log line carries."""
     from handler.adapters.active_recordings import build_active_recordings
 
+    if settings().active_recordings == "ledger:":
+        from handler.adapters.ledger_quota import LedgerActiveRecordings
+
+        return LedgerActiveRecordings(ledger())
     return build_active_recordings(settings().active_recordings)
 
 

@@ -85,7 +85,8 @@ class Settings(BaseModel):
     def _counter(cls, value: str | None) -> str | None:
         from handler.adapters.active_recordings import build_active_recordings
 
-        build_active_recordings(value)  # raises on an unknown form; opens nothing
+        if value != "ledger:":  # the ledger is built by the app, from LEDGER_STORE
+            build_active_recordings(value)  # raises on an unknown form; opens nothing
         return value
 
     def webhook_keys(self) -> list[bytes]:

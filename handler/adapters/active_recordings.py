@@ -3,6 +3,7 @@
 `ACTIVE_RECORDINGS` picks one:
 
 - unset: no counter; caps are not enforced and each affected decision says so in its notes;
+- `ledger:`: open sessions of the recording ledger (fleet-wide; handled in `handler.app`);
 - `memory:`: counts in this process only (a single local runner);
 - `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`: a SQLite file shared by every
   process on one host (the local runner, a single-host deployment). Not for Lambda: each
@@ -94,5 +95,6 @@ def build_active_recordings(value: str | None) -> ActiveRecordingsLedger | None:
     if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
         return SqliteActiveRecordings(value.removeprefix("sqlite:///"))
     raise ValueError(
-        f"{value!r} is not one of memory:, sqlite:///relative/path.db, sqlite:////absolute/path.db"
+        f"{value!r} is not one of ledger:, memory:, sqlite:///relative/path.db, "
+        "sqlite:////absolute/path.db"
     )

@@ -1,5 +1,6 @@
-"""A `max_concurrent` cap enforced through the worker with a real SQLite counter: the third room
-is refused while two record, and a room.closed frees a slot. The emulator counts StartRecord."""
+"""A `max_concurrent` cap enforced through the worker with a real counter (a SQLite file, or
+the recording ledger): the third room is refused while two record, and a room.closed frees a
+slot. The emulator counts StartRecord."""
 
 from __future__ import annotations
 
@@ -34,13 +35,15 @@ def _event(kind: str, room: str) -> dict[str, object]:
     }
 
 
+@pytest.mark.parametrize("counter", ["sqlite", "ledger"])
 def test_cap_refuses_the_third_room_until_one_closes(
-    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counter: str
 ) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     monkeypatch.setenv("RECORDING_POLICY", str(policy))
-    monkeypatch.setenv("ACTIVE_RECORDINGS", f"sqlite:///{tmp_path}/active.db")
+    setting = f"sqlite:///{tmp_path}/active.db" if counter == "sqlite" else "ledger:"
+    monkeypatch.setenv("ACTIVE_RECORDINGS", setting)
     app.reset()
 
     def run(*events: dict[str, object]) -> list[dict[str, object]]:

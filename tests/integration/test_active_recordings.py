@@ -55,7 +55,8 @@ def test_setting_forms(tmp_path: Path) -> None:
     assert built.path == tmp_path / "x.db"
     assert not built.path.exists()  # nothing opened until used
     for bad in ("sqlite:///", "redis://localhost", "memory"):
-        with pytest.raises(ValueError, match="is not one of memory:"):
+        with pytest.raises(ValueError, match="is not one of ledger:, memory:"):
             build_active_recordings(bad)
     with pytest.raises(ConfigError, match="ACTIVE_RECORDINGS"):
         Settings.from_env({"ACTIVE_RECORDINGS": "postgres://db"})
+    assert Settings.from_env({"ACTIVE_RECORDINGS": "ledger:"}).active_recordings == "ledger:"
