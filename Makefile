@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench install clean
+.PHONY: run test lint typecheck unit bench install clean services
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -24,7 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# Real services the integration tests start themselves (moto_server comes from requirements-dev).
+services:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+
+test: lint typecheck services
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -25,7 +25,8 @@ KEY_TTL_SECONDS = 3600  # a schedule idle for an hour is in the past anyway
 
 
 class SlotStore(Protocol):
-    """Reserve the next slot of ``key``: seconds to wait before using it, or None (none in time)."""
+    """Reserve the next slot of ``key``: its start (epoch seconds), or None if none starts within
+    ``max_wait`` seconds (then nothing is reserved)."""
 
     pace: Pace
 
@@ -137,10 +138,9 @@ local burst = tonumber(ARGV[3])
 local max_wait = tonumber(ARGV[4])
 local base = math.max(tat, now)
 local start = math.max(now, base - (burst - 1) * interval)
-local wait = start - now
-if wait > max_wait then return false end
+if start - now > max_wait then return false end
 redis.call('SET', KEYS[1], string.format('%.6f', base + interval), 'EX', tonumber(ARGV[5]))
-return string.format('%.6f', wait)
+return string.format('%.6f', start)
 """
 
 

@@ -44,6 +44,7 @@ class RateLimitedGme:
         backoff_base: float = 0.1,
         backoff_cap: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._inner = inner
@@ -52,6 +53,7 @@ class RateLimitedGme:
         self._base = backoff_base
         self._cap = backoff_cap
         self._sleep = sleep
+        self._clock = clock
         self._jitter = jitter
         self._context: Any = None
         #: Counters for logs and benchmarks: slots waited for, throttled answers, backoff sleeps.
@@ -100,14 +102,16 @@ class RateLimitedGme:
 
     def _take_slot(self, action: str, biz_id: int) -> None:
         budget = self.budget()
-        wait = self._slots.reserve(f"{action}#{biz_id}", max_wait=budget)
-        if wait is None:
+        # 900 s is Lambda's longest timeout: "no deadline" still needs a finite number in Lua.
+        start = self._slots.reserve(f"{action}#{biz_id}", max_wait=min(budget, 900.0))
+        if start is None:
             self.stats["no_time_left"] += 1
             raise GmeError(
                 action,
                 NO_TIME_LEFT,
                 f"no {action} slot for BizId {biz_id} within the {budget:.1f} s left",
             )
+        wait = start - self._clock()
         if wait > 0:
             self.stats["waited"] += 1
             self._sleep(wait)

@@ -41,14 +41,14 @@ class Pace:
 
 
 def reserve(tat: float, now: float, pace: Pace, max_wait: float) -> tuple[float, float] | None:
-    """Reserve the next slot: ``(new_tat, wait_seconds)``, or None when the wait exceeds max_wait.
+    """Reserve the next slot: ``(new_tat, slot_start)``, or None when it starts after
+    ``now + max_wait``.
 
-    ``tat`` is the stored theoretical arrival time (0 for a new key), ``now`` the caller's clock
-    in epoch seconds. The slot starts ``wait_seconds`` from ``now``; the caller stores ``new_tat``.
+    ``tat`` is the stored theoretical arrival time (0 for a new key), ``now`` the caller's clock;
+    both epoch seconds. The caller stores ``new_tat`` and may call GME from ``slot_start`` on.
     """
     base = max(tat, now)
     start = max(now, base - (pace.burst - 1) * pace.interval)
-    wait = start - now
-    if wait > max_wait:
+    if start - now > max_wait:
         return None
-    return base + pace.interval, wait
+    return base + pace.interval, start
