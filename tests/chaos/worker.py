@@ -69,6 +69,24 @@ def main() -> None:
             response, report = worker.process_batch(event, LocalContext("worker", timeout_ms))
             processed = time.monotonic() - received
             failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+            # Results are logged before anything is deleted: a kill in between leaves a logged
+            # success that SQS delivers again, never a deleted message nobody logged.
+            for item in report:
+                outcome = item.get("outcome", {})
+                line = {
+                    "id": item["message_id"],
+                    "ok": item["ok"],
+                    "reason": item.get("reason"),
+                    "status": outcome.get("status"),
+                    "task_id": outcome.get("task_id"),
+                    "duplicate": outcome.get("duplicate", False),
+                    "room_id": outcome.get("room_id"),
+                    "at": time.time(),
+                    "receive": int(
+                        by_id[item["message_id"]]["Attributes"]["ApproximateReceiveCount"]
+                    ),
+                }
+                log.write(json.dumps(line) + "\n")
             done = [m for mid, m in by_id.items() if mid not in failed]
             undeleted = 0
             if done:
@@ -94,22 +112,6 @@ def main() -> None:
                         for i, mid in enumerate(sorted(failed))
                     ],
                 )
-            for item in report:
-                outcome = item.get("outcome", {})
-                line = {
-                    "id": item["message_id"],
-                    "ok": item["ok"],
-                    "reason": item.get("reason"),
-                    "status": outcome.get("status"),
-                    "task_id": outcome.get("task_id"),
-                    "duplicate": outcome.get("duplicate", False),
-                    "room_id": outcome.get("room_id"),
-                    "at": time.time(),
-                    "receive": int(
-                        by_id[item["message_id"]]["Attributes"]["ApproximateReceiveCount"]
-                    ),
-                }
-                log.write(json.dumps(line) + "\n")
             done_line = {"done": list(by_id), "process_s": processed, "undeleted": undeleted}
             log.write(json.dumps(done_line) + "\n")
 
