@@ -455,3 +455,14 @@ def test_bad_urls(url: str) -> None:
     assert "dynamodb://TABLE_NAME" in message
     assert "hunter2" not in message
     assert info.value.__cause__ is None
+
+
+def test_file_is_in_wal_mode_with_a_busy_timeout(db: Path) -> None:
+    """What makes several processes on one host safe: readers beside the writer, queued writers."""
+    start, layer = make_start(db, lambda e: "ok")
+    start(event=EVENT)
+    conn = layer._connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    with sqlite3.connect(db) as other:  # a second process opening the file sees WAL too
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
