@@ -19,7 +19,7 @@ OSLS := HOME=$(CURDIR)/$(BUILD)/home SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_
 STAGE  ?= dev
 REGION ?= eu-west-1
 
-.PHONY: run test lint typecheck unit bench install clean artifact package deploy node-tools
+.PHONY: run test lint typecheck unit bench install clean artifact package deploy node-tools services
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -39,8 +39,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Real services the integration tests start themselves (moto_server comes from requirements-dev).
+services:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+
 # Lint, typecheck, package + cfn-lint (skipped without node/npm), then every test.
-test: lint typecheck package
+test: lint typecheck services package
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -96,8 +96,11 @@ def stdout_to_devnull() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def handler_environment(emu: Any) -> Iterator[Path]:
-    """Point the handler at ``emu`` with a fresh SQLite idempotency store, then reset the app.
+def handler_environment(
+    emu: Any, store: str | None = None, extra: dict[str, str] | None = None
+) -> Iterator[Path]:
+    """Point the handler at ``emu`` with ``store`` (default: a fresh SQLite file) as
+    ``IDEMPOTENCY_STORE`` and ``extra`` variables, then reset the app.
 
     Yields the temporary directory; the previous environment is restored afterwards.
     """
@@ -109,14 +112,16 @@ def handler_environment(emu: Any) -> Iterator[Path]:
         "GME_ENDPOINT",
         "TENCENTCLOUD_SECRET_ID",
         "TENCENTCLOUD_SECRET_KEY",
+        *(extra or {}),
     )
     saved = {name: os.environ.get(name) for name in names}
     with tempfile.TemporaryDirectory(prefix="gme-bench-") as tmp:
         os.environ.update(
-            IDEMPOTENCY_STORE=f"sqlite:///{tmp}/idem.db",
+            IDEMPOTENCY_STORE=store or f"sqlite:///{tmp}/idem.db",
             GME_ENDPOINT=emu.url,
             TENCENTCLOUD_SECRET_ID=DEFAULT_SECRET_ID,
             TENCENTCLOUD_SECRET_KEY=DEFAULT_SECRET_KEY,
+            **(extra or {}),
         )
         app.reset()
         try:

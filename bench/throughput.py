@@ -4,6 +4,8 @@ N SQS messages (distinct rooms) are processed by ``handler.worker.process_batch`
 sharing one process (so one GME client and one idempotency store), against the emulator enforcing
 its default limit: 20 requests per second per API per BizId, like GME. Every event needs one
 DescribeTaskInfo and one StartRecord, so the best possible pace is 20 StartRecords per second.
+The worker's own limiter (GME_RATE_LIMIT_PER_SECOND 18, burst 2, schedules in the SQLite store)
+paces both APIs, so the clean best with the defaults is just above 18 per second (ratio ~0.905).
 
 A message that fails (for instance on ``RequestLimitExceeded``) is redelivered the way SQS would
 redeliver it, only sooner: after ``--redelivery-delay`` seconds (default 1 s) instead of a real

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from emulator.chaos import Chaos
 from emulator.protocol import JSON_CONTENT_TYPE, ApiProtocol
 from emulator.state import Call, RecordingService, Task
 
@@ -122,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._send(status, payload, content_type)
             return
-        found = emulator._inspect(self.command, url.path, parse_qs(url.query))
+        found = emulator._inspect(self.command, url.path, parse_qs(url.query), body)
         if found is None:
             found = (404, {"error": f"no route for {self.command} {url.path}"})
         self._send(found[0], found[1], JSON_CONTENT_TYPE)
@@ -279,6 +280,34 @@ class GmeEmulator:
         """
         self._service.add_fault("bad_content_type", action, count)
 
+    def chaos(
+        self,
+        rates: dict[str, float],
+        seed: int = 0,
+        slow_seconds: float = 2.0,
+        actions: list[str] | None = None,
+    ) -> None:
+        """Give every call a chance of a fault (see ``emulator.chaos``); ``rates={}`` stops it.
+
+        Also over HTTP, for other processes: ``POST /_emulator/chaos`` with the same fields as
+        JSON, ``GET`` for the rates and the faults injected so far, ``DELETE`` to stop.
+        """
+        self._service.set_chaos(
+            Chaos(
+                rates=dict(rates),
+                seed=seed,
+                slow_seconds=slow_seconds,
+                actions=None if actions is None else frozenset(actions),
+            )
+            if rates
+            else None
+        )
+
+    def chaos_counts(self) -> dict[str, int]:
+        """Faults chaos injected so far, keyed ``"Action:kind"``."""
+        state = self._service.chaos_state()
+        return dict(state["counts"]) if state else {}
+
     # --------------------------------------------------------------- inspection
 
     def tasks(
@@ -293,7 +322,7 @@ class GmeEmulator:
         self._service.reset()
 
     def _inspect(
-        self, method: str, path: str, query: dict[str, list[str]]
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes = b""
     ) -> tuple[int, dict[str, Any]] | None:
         """Answer the ``/_emulator/*`` routes; None when the route does not exist."""
         if not path.startswith(INSPECTION_PREFIX):
@@ -312,6 +341,8 @@ class GmeEmulator:
             except ValueError:
                 return 400, {"error": "seconds must be a number >= 0"}
             return 200, {"now": self.now()}
+        if route[1] == "chaos":
+            return self._chaos_route(method, body)
         if route == ("GET", "calls"):
             calls = self.calls(first.get("action"))
             return 200, {"calls": [_with_id_str(asdict(call)) for call in calls]}
@@ -326,6 +357,24 @@ class GmeEmulator:
                 "tasks": [_with_id_str(asdict(task) | {"running": task.running}) for task in tasks]
             }
         return None
+
+    def _chaos_route(self, method: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        if method == "GET":
+            return 200, {"chaos": self._service.chaos_state()}
+        if method == "DELETE":
+            self._service.set_chaos(None)
+            return 200, {"chaos": None}
+        if method != "POST":
+            return 405, {"code": "method_not_allowed", "error": "use GET, POST or DELETE"}
+        try:
+            doc = json.loads(body or b"null")
+            if not isinstance(doc, dict):
+                raise ValueError("the body must be a JSON object")
+            chaos = Chaos.from_json(doc)
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            return 400, {"code": "invalid_chaos", "error": str(exc)}
+        self._service.set_chaos(chaos)
+        return 200, {"chaos": chaos.describe()}
 
     # ---------------------------------------------------------------- API calls
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from emulator import validation as v
+from emulator.chaos import Chaos
 from emulator.validation import ApiError
 
 ACTIONS = frozenset(
@@ -146,6 +147,7 @@ class RecordingService:
         self._limiter = RateLimiter(rate_limit_per_second, clock)
         # Task time = clock + offset: tests move it (advance) without touching signature time.
         self._offset = 0.0
+        self._chaos: Chaos | None = None
         # Mutated in place (tests call .add) and read under the lock; never rebound.
         self.missing_rooms: set[tuple[int, str]] = set()
 
@@ -347,6 +349,8 @@ class RecordingService:
                             queue.remove(fault)
                         taken[kind] = fault
                         break
+            if not taken and self._chaos is not None:
+                taken = _chaos_fault(self._chaos, action)
         fail, drop, delay = taken.get("fail"), taken.get("drop"), taken.get("delay")
         return FaultPlan(
             fail=(fail.code, fail.message) if fail else None,
@@ -356,6 +360,14 @@ class RecordingService:
             delay_after_execute=delay.after_execute if delay else True,
             bad_content_type="bad_content_type" in taken,
         )
+
+    def set_chaos(self, chaos: Chaos | None) -> None:
+        with self._lock:
+            self._chaos = chaos
+
+    def chaos_state(self) -> dict[str, Any] | None:
+        with self._lock:
+            return None if self._chaos is None else self._chaos.describe()
 
     # -------------------------------------------------------------- inspection
 
@@ -393,3 +405,16 @@ class RecordingService:
             self._limiter.reset()
             self.missing_rooms.clear()
             self._offset = 0.0
+            self._chaos = None
+
+
+def _chaos_fault(chaos: Chaos, action: str) -> dict[str, _Fault]:
+    """Turn one chaos draw into the same fault records the queued faults use."""
+    kind = chaos.roll(action)
+    if kind is None:
+        return {}
+    if kind == "drop":
+        return {"drop": _Fault(action=action, remaining=0, after_execute=True)}
+    if kind == "slow":
+        return {"delay": _Fault(action=action, remaining=0, seconds=chaos.slow_seconds)}
+    return {"fail": _Fault(action=action, remaining=0, code=kind, message=f"chaos: {kind}")}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from handler.config import ConfigError, Settings
 from handler.domain.policy import ActiveRecordingsLedger, Policy
-from handler.observability import register_secrets
+from handler.observability import gme_error, register_secrets
 from handler.recorder import Recorder
 from handler.service import RecordingService
 
@@ -70,11 +70,29 @@ def active_recordings() -> ActiveRecordingsLedger | None:
 
 @cache
 def gme() -> Any:
+    """The SDK gateway, paced to GME's limit through a schedule shared by the whole fleet."""
     from handler.adapters.gme_client import TencentGme
 
     s = settings()
     secret_id, secret_key, token = s.require_credentials()
-    return TencentGme(s.gme_endpoint, secret_id, secret_key, token, s.gme_timeout_seconds)
+    sdk = TencentGme(s.gme_endpoint, secret_id, secret_key, token, s.gme_timeout_seconds)
+    if not s.gme_rate_limit_per_second:
+        return sdk
+    from handler.adapters.buckets import build_slot_store
+    from handler.adapters.ratelimited_gme import RateLimitedGme
+    from handler.domain.ratelimit import Pace
+
+    pace = Pace(s.gme_rate_limit_per_second, s.gme_rate_limit_burst)
+    # The reserve keeps room after any wait for one GME call (its timeout) and the outcome write.
+    limited = RateLimitedGme(
+        sdk,
+        build_slot_store(s.idempotency_store, pace),
+        reserve_seconds=s.gme_timeout_seconds + 0.5,
+        on_throttle=gme_error,
+    )
+    if _context is not None:
+        limited.bind_context(_context)
+    return limited
 
 
 _context: Any = None
@@ -82,13 +100,18 @@ _context: Any = None
 
 def bind_context(context: Any) -> None:
     """Give the recorder this invocation's Lambda context: its in-progress locks then expire with
-    the invocation, so a crashed attempt does not block retries until the record expires."""
+    the invocation, so a crashed attempt does not block retries until the record expires. The
+    rate limiter takes its deadline from the same context."""
     global _context
     _context = context
-    if recorder.cache_info().currsize and context is not None:
+    if context is None:
+        return
+    if recorder.cache_info().currsize:
         recorder().register_context(context)
-    if enqueuer.cache_info().currsize and context is not None:
+    if enqueuer.cache_info().currsize:
         enqueuer().register_context(context)
+    if gme.cache_info().currsize and hasattr(gme(), "bind_context"):
+        gme().bind_context(context)
 
 
 @cache

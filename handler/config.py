@@ -53,6 +53,9 @@ class Settings(BaseModel):
     secret_key: SecretStr | None = None
     session_token: SecretStr | None = None
     gme_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    # GME allows 20 per second per API per BizId; 18 + a burst of 2 stays under it (0 = off).
+    gme_rate_limit_per_second: Annotated[float, Field(ge=0, le=1000)] = 18.0
+    gme_rate_limit_burst: Annotated[int, Field(ge=1, le=100)] = 2
     idempotency_store: str = "sqlite:///.local/idempotency.db"
     idempotency_expiry_seconds: Annotated[int, Field(ge=60)] = 26 * 3600
     recording_policy: str = DEFAULT_POLICY
@@ -111,6 +114,8 @@ class Settings(BaseModel):
             "secret_key": "TENCENTCLOUD_SECRET_KEY",
             "session_token": "TENCENTCLOUD_SESSION_TOKEN",
             "gme_timeout_seconds": "GME_TIMEOUT_SECONDS",
+            "gme_rate_limit_per_second": "GME_RATE_LIMIT_PER_SECOND",
+            "gme_rate_limit_burst": "GME_RATE_LIMIT_BURST",
             "idempotency_store": "IDEMPOTENCY_STORE",
             "idempotency_expiry_seconds": "IDEMPOTENCY_EXPIRY_SECONDS",
             "recording_policy": "RECORDING_POLICY",

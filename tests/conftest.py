@@ -106,6 +106,8 @@ def stack(
         "TENCENTCLOUD_SECRET_ID": DEFAULT_SECRET_ID,
         "TENCENTCLOUD_SECRET_KEY": DEFAULT_SECRET_KEY,
         "IDEMPOTENCY_STORE": f"sqlite:///{tmp_path}/idempotency.db",
+        # Explicit, so tests that switch IDEMPOTENCY_STORE to DynamoDB or Redis keep a ledger.
+        "LEDGER_STORE": f"sqlite:///{tmp_path}/ledger.db",
         "RECORDING_POLICY": str(ROOT / "policies" / "default.yaml"),
         "WEBHOOK_SECRETS": WEBHOOK_SECRET,
         "TRTC_CALLBACK_KEY": TRTC_KEY,
@@ -118,3 +120,53 @@ def stack(
     app.reset()
     yield Stack(emulator=emulator, store_path=tmp_path / "idempotency.db")
     app.reset()
+
+
+# ---------------------------------------------------------------- real backing services
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[Any]:
+    """One moto_server (DynamoDB, SQS) on a free loopback port for the whole session."""
+    from tests.servers import moto_server
+
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """One redis-server (no persistence, TLS off) on a free loopback port for the session."""
+    from tests.servers import redis_server
+
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "dynamodb", "redis"])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """An empty idempotency store of each family, as an ``IDEMPOTENCY_STORE`` URL.
+
+    DynamoDB gets a fresh table shaped like serverless.yml's; boto3 finds moto through
+    ``AWS_ENDPOINT_URL_DYNAMODB``, as a deployed function would find the real endpoint.
+    """
+    kind = request.param
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/idempotency.db"
+    if kind == "dynamodb":
+        from tests.servers import AWS_ENV, create_idempotency_table
+
+        server = request.getfixturevalue("moto")
+        for name, value in AWS_ENV.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)
+        table = f"idem-{uuid.uuid4().hex[:12]}"
+        create_idempotency_table(server, table)
+        return f"dynamodb://{table}"
+    url: str = request.getfixturevalue("redis_url")
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    return url

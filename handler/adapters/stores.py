@@ -14,7 +14,6 @@ Error messages never contain the URL's credentials.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -139,23 +138,17 @@ def build_persistence_layer(url: str) -> BasePersistenceLayer:
 
         return DynamoDBPersistenceLayer(table_name=spec.table_name)
     try:
-        from aws_lambda_powertools.utilities.idempotency.persistence.cache import (
-            CachePersistenceLayer,
-        )
+        from handler.adapters.redis_store import RedisPersistenceLayer
     except ImportError as exc:
         raise ImportError(
             f"{SETTING} redis:// and rediss:// need the redis package: "
             "pip install 'aws-lambda-powertools[redis]'"
         ) from exc
-    # 3.37.0 warns that RedisCachePersistenceLayer is deprecated even through the
-    # recommended CachePersistenceLayer alias, so that warning is noise here.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return CachePersistenceLayer(
-            host=spec.host,
-            port=spec.port,
-            username=spec.username,
-            password=spec.password,
-            db_index=spec.db,
-            ssl=spec.ssl,  # Powertools defaults to TLS; plain redis:// must turn it off
-        )
+    return RedisPersistenceLayer(
+        host=spec.host,
+        port=spec.port,
+        username=spec.username,
+        password=spec.password,
+        db_index=spec.db,
+        ssl=spec.ssl,  # Powertools defaults to TLS; plain redis:// must turn it off
+    )

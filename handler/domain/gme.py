@@ -31,6 +31,8 @@ TASK_IN_USE = "ResourceInUse.TaskInUse"
 TASK_NOT_FOUND = "ResourceNotFound.TaskNotFound"
 #: Our own code for a 200 answer without a TaskId (the SDK hides some errors that way).
 EMPTY_RESPONSE = "EmptyResponse"
+#: Our own code: no rate-limit slot (or backoff) fits before the Lambda deadline. Retryable.
+NO_TIME_LEFT = "NoTimeLeft"
 
 
 def is_retryable(code: str, *, room_is_new: bool = True) -> bool:

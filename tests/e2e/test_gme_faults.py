@@ -33,8 +33,6 @@ def created() -> dict[str, Any]:
     "code",
     [
         "InternalError",
-        "RequestLimitExceeded",
-        "RequestLimitExceeded.UinLimitExceeded",
         "AuthFailure.SignatureExpire",
         "ServiceUnavailable",
     ],
@@ -48,6 +46,19 @@ def test_retryable_error_fails_the_item_then_the_retry_records_once(
     assert first["reason"].startswith(f"retry: {code}")
     second = deliver(stack, created)
     assert second["outcome"]["status"] == "started"
+    assert len(stack.emulator.tasks(room_id=ROOM)) == 1
+
+
+@pytest.mark.parametrize("code", ["RequestLimitExceeded", "RequestLimitExceeded.UinLimitExceeded"])
+def test_throttled_start_is_retried_in_the_same_delivery(
+    stack: Stack, created: dict[str, Any], code: str
+) -> None:
+    """GME refused before doing anything, so repeating StartRecord after a backoff is safe."""
+    stack.emulator.fail_next("StartRecord", code, count=2)
+    first = deliver(stack, created)
+    assert first["ok"]
+    assert first["outcome"]["status"] == "started"
+    assert stack.starts() == 3
     assert len(stack.emulator.tasks(room_id=ROOM)) == 1
 
 

@@ -139,13 +139,14 @@ def test_metrics_for_each_outcome(stack: Stack, capsys: pytest.CaptureFixture[st
     worker.handler(sqs_event(load_event("room-created-practice.json")), stack.context("worker"))
     other = {**created, "id": "evt-x", "room_id": "ranked-eu-9", "session": "s-9"}
     stack.emulator.fail_next("StartRecord", "RequestLimitExceeded")
-    worker.handler(sqs_event(other), stack.context("worker"))  # throttled: item fails
+    worker.handler(sqs_event(other), stack.context("worker"))  # throttled, backed off, started
     stack.emulator.fail_next("StartRecord", "UnsupportedOperation.ServiceNotOpened")
-    worker.handler(sqs_event({**other, "id": "evt-y"}), stack.context("worker"))  # permanent
+    third = {**other, "id": "evt-y", "room_id": "ranked-eu-10"}
+    worker.handler(sqs_event(third), stack.context("worker"))  # permanent
 
     counts = metric_counts(emf(capsys.readouterr().out))
     assert counts == {
-        ("RecordingStarted", None): 1,
+        ("RecordingStarted", None): 2,
         ("DuplicateSuppressed", None): 1,
         ("WebhookRejected", "bad_signature"): 1,
         ("PolicySkipped", None): 1,
@@ -166,16 +167,16 @@ def test_tracing_is_off_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_retried_start_still_logs_its_decision(stack: Stack, logs: io.StringIO) -> None:
-    stack.emulator.fail_next("StartRecord", "RequestLimitExceeded")
+    stack.emulator.fail_next("StartRecord", "InternalError")
     response = worker.handler(sqs_event(load_event("room-created.json")), stack.context("worker"))
     assert len(response["batchItemFailures"]) == 1
     [line] = [d for d in lines(logs) if d["message"] == "recording decision"]
     assert line["status"] == "retry"
-    assert line["error_code"] == "RequestLimitExceeded"
+    assert line["error_code"] == "InternalError"
     assert line["room_id"] == "ranked-eu-1042"
     assert line["correlation_id"] == "evt-0001-ranked-created"
     [failed] = [d for d in lines(logs) if d["message"] == "message failed"]
-    assert failed["reason"].startswith("retry: RequestLimitExceeded")
+    assert failed["reason"].startswith("retry: InternalError")
 
 
 def test_adopted_after_a_lost_answer_counts_once(

@@ -9,10 +9,8 @@ from __future__ import annotations
 import multiprocessing
 import random
 import sqlite3
-import sys
 import threading
 import time
-import types
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -392,25 +390,21 @@ def test_parse_redis(url: str, spec: RedisStore) -> None:
         assert "p@ss" not in repr(parsed)
 
 
-def test_build_redis_passes_ssl_and_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Checked against a stand-in class so neither redis nor a server is needed."""
-    seen: list[dict[str, Any]] = []
+def test_build_redis_passes_ssl_and_password() -> None:
+    """The real class, no server needed: nothing connects until the first command."""
+    pytest.importorskip("redis")
+    import redis
 
-    class FakeCacheLayer:
-        def __init__(self, **kwargs: Any) -> None:
-            seen.append(kwargs)
-
-    fake = types.ModuleType("cache")
-    fake.CachePersistenceLayer = FakeCacheLayer  # type: ignore[attr-defined]
-    monkeypatch.setitem(
-        sys.modules, "aws_lambda_powertools.utilities.idempotency.persistence.cache", fake
-    )
-    build_persistence_layer("redis://u:s3cret@cache:6380/3")
-    build_persistence_layer("rediss://cache")
-    assert seen == [
-        dict(host="cache", port=6380, username="u", password="s3cret", db_index=3, ssl=False),
-        dict(host="cache", port=6379, username="", password="", db_index=0, ssl=True),
-    ]
+    plain = build_persistence_layer("redis://u:s3cret@cache:6380/3")
+    tls = build_persistence_layer("rediss://cache")
+    plain_pool = plain.client.connection_pool  # type: ignore[attr-defined]
+    tls_pool = tls.client.connection_pool  # type: ignore[attr-defined]
+    kwargs = plain_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache", 6380, 3)
+    assert (kwargs["username"], kwargs["password"]) == ("u", "s3cret")
+    assert plain_pool.connection_class is redis.Connection
+    assert tls_pool.connection_class is redis.SSLConnection
+    assert tls_pool.connection_kwargs["port"] == 6379
 
 
 def test_build_redis_real_class_without_server() -> None:
@@ -461,3 +455,14 @@ def test_bad_urls(url: str) -> None:
     assert "dynamodb://TABLE_NAME" in message
     assert "hunter2" not in message
     assert info.value.__cause__ is None
+
+
+def test_file_is_in_wal_mode_with_a_busy_timeout(db: Path) -> None:
+    """What makes several processes on one host safe: readers beside the writer, queued writers."""
+    start, layer = make_start(db, lambda e: "ok")
+    start(event=EVENT)
+    conn = layer._connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    with sqlite3.connect(db) as other:  # a second process opening the file sees WAL too
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -1,0 +1,180 @@
+"""Shared request schedules (GCRA, see ``handler.domain.ratelimit``) in the idempotency store.
+
+The schedule lives in the same store family as the idempotency records, so a deployment needs
+nothing new: the SQLite file (table ``gme_rate``), the DynamoDB table (items ``id =
+gme-autorecord.rate#<action>#<biz_id>``, a conditional write per slot, TTL ``expiration``) or
+Redis (key ``gme-autorecord.rate#<action>#<biz_id>``, one Lua script per slot). Each
+implementation makes "read tat, compute, store new tat" atomic against every other worker.
+Clocks: the caller's wall clock; Lambda hosts are NTP-synchronised to a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from handler.adapters.stores import DynamoDBStore, RedisStore, SQLiteStore, parse_store_url
+from handler.domain.ratelimit import Pace, reserve
+
+KEY_PREFIX = "gme-autorecord.rate#"
+KEY_TTL_SECONDS = 3600  # a schedule idle for an hour is in the past anyway
+
+
+class SlotStore(Protocol):
+    """Reserve the next slot of ``key``: its start (epoch seconds), or None if none starts within
+    ``max_wait`` seconds (then nothing is reserved)."""
+
+    pace: Pace
+
+    def reserve(self, key: str, max_wait: float) -> float | None: ...
+
+
+class SQLiteSlots:
+    """Schedules in a table of the SQLite idempotency file (one write transaction per slot)."""
+
+    def __init__(self, path: str | os.PathLike[str], pace: Pace) -> None:
+        self.path = Path(path)
+        self.pace = pace
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        from handler.adapters.sqlite_store import BUSY_TIMEOUT_MS, SQLitePersistenceLayer
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        SQLitePersistenceLayer._enable_wal(conn)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS gme_rate (id TEXT PRIMARY KEY, tat REAL NOT NULL)")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def reserve(self, key: str, max_wait: float) -> float | None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")  # the write lock first: no two workers read the same tat
+        try:
+            row = conn.execute("SELECT tat FROM gme_rate WHERE id = ?", (key,)).fetchone()
+            got = reserve(row[0] if row else 0.0, time.time(), self.pace, max_wait)
+            if got is not None:
+                conn.execute(
+                    "INSERT INTO gme_rate (id, tat) VALUES (?, ?)"
+                    " ON CONFLICT(id) DO UPDATE SET tat = excluded.tat",
+                    (key, got[0]),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return None if got is None else got[1]
+
+
+class DynamoDBSlots:
+    """Schedules as items of the idempotency table: read, then a write conditioned on the read.
+
+    A lost race (ConditionalCheckFailed) just reads again; ``tat`` is stored as a decimal string
+    with microseconds so the condition compares exactly what was read.
+    """
+
+    def __init__(self, table_name: str, pace: Pace, client: Any = None) -> None:
+        self.table_name = table_name
+        self.pace = pace
+        if client is None:
+            import boto3  # lazy: only DynamoDB deployments pay for it
+
+            client = boto3.client("dynamodb")
+        self._client = client
+
+    def reserve(self, key: str, max_wait: float) -> float | None:
+        exc_type = self._client.exceptions.ConditionalCheckFailedException
+        while True:
+            item = self._client.get_item(
+                TableName=self.table_name,
+                Key={"id": {"S": key}},
+                ConsistentRead=True,
+                ProjectionExpression="tat",
+            ).get("Item")
+            old = item["tat"]["N"] if item and "tat" in item else None
+            now = time.time()
+            got = reserve(float(old) if old else 0.0, now, self.pace, max_wait)
+            if got is None:
+                return None
+            condition: dict[str, Any] = (
+                {"ConditionExpression": "attribute_not_exists(id)"}
+                if old is None
+                else {
+                    "ConditionExpression": "tat = :old",
+                    "ExpressionAttributeValues": {":old": {"N": old}},
+                }
+            )
+            try:
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item={
+                        "id": {"S": key},
+                        "tat": {"N": f"{got[0]:.6f}"},
+                        "expiration": {"N": str(int(now) + KEY_TTL_SECONDS)},
+                    },
+                    **condition,
+                )
+            except exc_type:
+                continue  # another worker took a slot in between: read its tat and go again
+            return got[1]
+
+
+# Atomic inside Redis: read tat, compute the slot, store the new tat (with a TTL).
+_LUA_RESERVE = """
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
+local base = math.max(tat, now)
+local start = math.max(now, base - (burst - 1) * interval)
+if start - now > max_wait then return false end
+redis.call('SET', KEYS[1], string.format('%.6f', base + interval), 'EX', tonumber(ARGV[5]))
+return string.format('%.6f', start)
+"""
+
+
+class RedisSlots:
+    """Schedules as Redis strings updated by one Lua script (same arithmetic as ``reserve``)."""
+
+    def __init__(self, client: Any, pace: Pace) -> None:
+        self.pace = pace
+        self._client = client
+        self._script = client.register_script(_LUA_RESERVE)
+
+    def reserve(self, key: str, max_wait: float) -> float | None:
+        args = [f"{time.time():.6f}", repr(self.pace.interval), self.pace.burst, repr(max_wait)]
+        answer = self._script(keys=[key], args=[*args, KEY_TTL_SECONDS])
+        return None if answer is None else float(answer)
+
+
+def build_slot_store(store_url: str, pace: Pace) -> SlotStore:
+    """The schedule store of the family ``IDEMPOTENCY_STORE`` names (no connection opened yet)."""
+    spec = parse_store_url(store_url)
+    if isinstance(spec, SQLiteStore):
+        return SQLiteSlots(spec.path, pace)
+    if isinstance(spec, DynamoDBStore):
+        return DynamoDBSlots(spec.table_name, pace)
+    assert isinstance(spec, RedisStore)
+    import redis
+
+    client = redis.Redis(
+        host=spec.host,
+        port=spec.port,
+        db=spec.db,
+        username=spec.username or None,
+        password=spec.password or None,
+        ssl=spec.ssl,
+        decode_responses=True,
+    )
+    return RedisSlots(client, pace)

@@ -1,0 +1,131 @@
+"""The fleet-wide GME pacing and the throttling backoff, with the real SDK against the emulator.
+
+Several worker *processes* share one schedule store (the SQLite file, as locally; the same
+contract is checked for DynamoDB and Redis in test_stores.py) and must together stay under the
+emulator's 20 requests per second per action and BizId, which answers RequestLimitExceeded
+above it exactly as GME does.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, GmeEmulator
+from handler.adapters.buckets import build_slot_store
+from handler.adapters.gme_client import TencentGme
+from handler.adapters.ratelimited_gme import RateLimitedGme
+from handler.domain.decision import RecordMode, RecordPlan
+from handler.domain.gme import NO_TIME_LEFT, GmeError
+from handler.domain.ratelimit import Pace, reserve
+
+BIZ = 1400000000
+PLAN = RecordPlan(record_mode=RecordMode.MIXED)
+
+
+class Context:
+    def __init__(self, remaining_s: float) -> None:
+        self._deadline = time.monotonic() + remaining_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+DEFAULT_PACE = Pace(18, 2)
+
+
+def gateway(emu_url: str, store: str, pace: Pace = DEFAULT_PACE, **kw: Any) -> RateLimitedGme:
+    sdk = TencentGme(emu_url, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, timeout_seconds=2)
+    return RateLimitedGme(sdk, build_slot_store(store, pace), **kw)
+
+
+def _describe_many(emu_url: str, store: str, count: int) -> int:
+    gme = gateway(emu_url, store, reserve_seconds=0)
+    gme.bind_context(Context(60))
+    for i in range(count):
+        gme.describe_task(BIZ, f"room-{i}")
+    return gme.stats["throttled"]
+
+
+def test_reserve_never_puts_more_than_rate_plus_burst_in_a_second() -> None:
+    pace, tat, slots = Pace(18, 2), 0.0, []
+    now = 1000.0
+    for _ in range(200):
+        got = reserve(tat, now, pace, max_wait=60)
+        assert got is not None
+        tat, start = got
+        slots.append(start)
+    # Any window of one second (open at the start, like the emulator's) holds at most
+    # rate + burst - 1 slots; 1e-9 absorbs float rounding of slots exactly 1 s apart.
+    worst = max(sum(1 for s in slots if t - 1 + 1e-9 < s <= t) for t in slots)
+    assert worst == 19
+    assert slots[-1] - slots[0] == pytest.approx(198 / 18)
+
+
+def test_four_processes_stay_under_the_limit(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/idem.db"
+    with GmeEmulator(rate_limit_per_second=20) as emu:
+        ctx = multiprocessing.get_context("spawn")
+        began = time.monotonic()
+        with ctx.Pool(4) as pool:
+            throttled = pool.starmap(_describe_many, [(emu.url, store, 20)] * 4)
+        elapsed = time.monotonic() - began
+        calls = emu.calls("DescribeTaskInfo")
+    assert sum(throttled) == 0
+    assert [c.error_code for c in calls] == [None] * 80
+    stamps = sorted(c.at for c in calls)
+    assert max(sum(1 for s in stamps if t - 1 < s <= t) for t in stamps) <= 20
+    assert elapsed >= 78 / 18 - 0.2  # really paced, not just lucky
+
+
+def test_throttled_answer_is_retried_with_backoff(tmp_path: Path) -> None:
+    sleeps: list[float] = []
+    with GmeEmulator() as emu:
+        gme = gateway(
+            emu.url,
+            f"sqlite:///{tmp_path}/i.db",
+            Pace(1000, 10),  # no waiting for slots here: only the backoff sleeps
+            sleep=sleeps.append,
+            jitter=lambda: 1.0,  # the top of each jitter range
+        )
+        gme.bind_context(Context(30))
+        emu.fail_next("StartRecord", "RequestLimitExceeded", count=3)
+        task_id = gme.start_record(BIZ, "room-1", PLAN)
+        assert [t.task_id for t in emu.tasks()] == [int(task_id)]
+        assert len(emu.calls("StartRecord")) == 4
+    assert gme.stats["throttled"] == 3
+    assert sleeps == pytest.approx([0.1, 0.2, 0.4])  # exponential; jitter scales each down
+
+
+def test_no_backoff_sleeps_past_the_deadline(tmp_path: Path) -> None:
+    with GmeEmulator() as emu:
+        gme = gateway(emu.url, f"sqlite:///{tmp_path}/i.db", reserve_seconds=0.5, backoff_base=0.2)
+        gme.bind_context(Context(1.5))
+        emu.fail_next("StartRecord", "RequestLimitExceeded", count=1000)
+        began = time.monotonic()
+        with pytest.raises(GmeError) as caught:
+            gme.start_record(BIZ, "room-1", PLAN)
+        spent = time.monotonic() - began
+        assert emu.tasks() == []
+    assert caught.value.code.startswith("RequestLimitExceeded") or caught.value.code == NO_TIME_LEFT
+    assert spent <= 1.0 + 0.1  # the 1.5 s Lambda keeps its 0.5 s reserve
+
+
+def test_no_slot_before_the_deadline_fails_fast_without_calling_gme(tmp_path: Path) -> None:
+    with GmeEmulator() as emu:
+        gme = gateway(emu.url, f"sqlite:///{tmp_path}/i.db", Pace(1, 1), reserve_seconds=1)
+        gme.bind_context(Context(1.5))  # 0.5 s to spend; the next slot is 1 s away
+        gme.describe_task(BIZ, "room-1")
+        began = time.monotonic()
+        with pytest.raises(GmeError) as caught:
+            gme.describe_task(BIZ, "room-2")
+        assert time.monotonic() - began < 0.2
+        assert caught.value.code == NO_TIME_LEFT
+        assert len(emu.calls("DescribeTaskInfo")) == 1
+        # Another action and another BizId have schedules of their own.
+        gme.start_record(BIZ, "room-1", PLAN)
+        gme.describe_task(BIZ + 1, "room-1")
