@@ -135,6 +135,13 @@ def moto() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def moto_url(moto: Any) -> str:
+    """The session's moto_server as an endpoint URL, for tests that set it in the environment."""
+    url: str = moto.url
+    return url
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """One redis-server (no persistence, TLS off) on a free loopback port for the session."""
     from tests.servers import redis_server
@@ -156,12 +163,10 @@ def store_url(
     if kind == "sqlite":
         return f"sqlite:///{tmp_path}/idempotency.db"
     if kind == "dynamodb":
-        from tests.servers import AWS_ENV, create_idempotency_table
+        from tests.servers import create_idempotency_table, moto_env
 
         server = request.getfixturevalue("moto")
-        for name, value in AWS_ENV.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)
+        moto_env(monkeypatch, server.url, "dynamodb")
         table = f"idem-{uuid.uuid4().hex[:12]}"
         create_idempotency_table(server, table)
         return f"dynamodb://{table}"

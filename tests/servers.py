@@ -1,7 +1,10 @@
-"""Real backing services for tests: moto_server (DynamoDB, SQS) and redis-server.
+"""Real backing services for tests: moto_server (DynamoDB, SQS, SSM) and redis-server.
 
-Each runs as a subprocess on a free 127.0.0.1 port, is waited for until it answers, and is
-stopped by its own PID afterwards. Nothing is shared with the machine beyond the port.
+The one place that starts them. Each runs as a subprocess on a free 127.0.0.1 port, is waited
+for until it answers, and is stopped by its own PID afterwards. Nothing is shared with the
+machine beyond the port. tests/conftest.py turns them into session fixtures (``moto``,
+``moto_url``, ``redis_url``): one process of each per test session, so tests keep apart by
+naming their own queues, tables and parameters, or by flushing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -93,6 +99,23 @@ def moto_server() -> Iterator[Moto]:
         yield Moto(url)
     finally:
         _stop(proc)
+
+
+def moto_env(
+    monkeypatch: pytest.MonkeyPatch, url: str, *services: str, region: str = "eu-west-1"
+) -> dict[str, str]:
+    """Point boto3 at moto in this test's environment: test credentials and region, and
+    ``AWS_ENDPOINT_URL_<SERVICE>`` for each service named (``AWS_ENDPOINT_URL`` for all when
+    none is), as a deployed function finds its endpoints. Returns what was set."""
+    env = {**AWS_ENV, "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+    if services:
+        env.update({f"AWS_ENDPOINT_URL_{service.upper()}": url for service in services})
+    else:
+        env["AWS_ENDPOINT_URL"] = url
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return env
 
 
 def create_idempotency_table(moto: Moto, name: str) -> None:

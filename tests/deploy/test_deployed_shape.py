@@ -13,11 +13,7 @@ import hashlib
 import hmac
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +25,7 @@ from handler import app, webhook, worker
 from handler.local import http_event
 from tests.conftest import GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event
 from tests.deploy.test_template import NEEDS_NODE, TEMPLATE, props
+from tests.servers import moto_env
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -43,49 +40,11 @@ PARAMETERS = {
 pytestmark = NEEDS_NODE  # skipped only without node/npm; otherwise the template must exist
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("moto_server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 @pytest.fixture
 def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, stack: Stack) -> dict[str, Any]:
-    """Resources named as the template names them, created in moto; returns names and clients."""
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+    """Resources named as the template names them, created afresh in the session's moto_server
+    (emptied if an earlier test left them); returns names and clients."""
+    moto_env(monkeypatch, moto_url, region=REGION)  # AWS_ENDPOINT_URL: every service
     monkeypatch.chdir(ROOT)  # Lambda's working directory is the package root
     assert TEMPLATE.exists(), "no generated template: run `make package` (make test does)"
     template = json.loads(TEMPLATE.read_text())
@@ -100,20 +59,21 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, stack: Stack) -> dict[st
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     for resource in ("IdempotencyTable", "LedgerTable"):  # exactly as the template defines them
         table = props(template, resource)
-        if table["TableName"] not in dynamodb.list_tables()["TableNames"]:
-            dynamodb.create_table(
-                **{
-                    k: table[k]
-                    for k in (
-                        "TableName",
-                        "BillingMode",
-                        "KeySchema",
-                        "AttributeDefinitions",
-                        "GlobalSecondaryIndexes",
-                    )
-                    if k in table
-                }
-            )
+        if table["TableName"] in dynamodb.list_tables()["TableNames"]:
+            dynamodb.delete_table(TableName=table["TableName"])
+        dynamodb.create_table(
+            **{
+                k: table[k]
+                for k in (
+                    "TableName",
+                    "BillingMode",
+                    "KeySchema",
+                    "AttributeDefinitions",
+                    "GlobalSecondaryIndexes",
+                )
+                if k in table
+            }
+        )
     return {"template": template, "sqs": sqs, "queue_url": queue_url, "dynamodb": dynamodb}
 
 

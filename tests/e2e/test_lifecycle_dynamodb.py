@@ -13,8 +13,8 @@ import pytest
 
 from handler import app, scheduler, webhook
 from handler.domain.ledger import LedgerState
-from tests.aws import moto_url  # noqa: F401 - fixture
 from tests.conftest import BIZ_ID, Stack, load_event
+from tests.servers import moto_env
 
 
 def _send(stack: Stack, doc: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -24,18 +24,12 @@ def _send(stack: Stack, doc: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 def test_create_close_and_tick_on_a_dynamodb_ledger(
     stack: Stack,
-    moto_url: str,  # noqa: F811
+    moto_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     table = f"ledger-{uuid.uuid4().hex[:8]}"
-    for name, value in {
-        "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "LEDGER_STORE": f"dynamodb://{table}",
-    }.items():
-        monkeypatch.setenv(name, value)
+    moto_env(monkeypatch, moto_url, "dynamodb")
+    monkeypatch.setenv("LEDGER_STORE", f"dynamodb://{table}")
     app.reset()
     from handler.adapters.ledger_dynamodb import DynamoDBLedger
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -41,9 +42,10 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def local_stack(tmp_path: Path) -> Iterator[tuple[str, str, list[str], dict[str, str]]]:
-    env = _env(tmp_path)
+@contextlib.contextmanager
+def local_runner(env: dict[str, str]) -> Iterator[queue.Queue[str]]:
+    """`python -m handler run --port 0` (what `make run` starts) with ``env``; yields its
+    stderr line by line, and stops it afterwards."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "handler", "run", "--port", "0"],
         cwd=ROOT,
@@ -52,11 +54,22 @@ def local_stack(tmp_path: Path) -> Iterator[tuple[str, str, list[str], dict[str,
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
-    seen: list[str] = []
-    assert proc.stderr is not None
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
     try:
+        lines: queue.Queue[str] = queue.Queue()
+        stderr = proc.stderr
+        assert stderr is not None
+        threading.Thread(target=lambda: [lines.put(x) for x in stderr], daemon=True).start()
+        yield lines
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def local_stack(tmp_path: Path) -> Iterator[tuple[str, str, list[str], dict[str, str]]]:
+    env = _env(tmp_path)
+    seen: list[str] = []
+    with local_runner(env) as lines:
         url = emulator = None
         while url is None:
             line = lines.get(timeout=30)
@@ -67,9 +80,6 @@ def local_stack(tmp_path: Path) -> Iterator[tuple[str, str, list[str], dict[str,
                 url = m.group(1)
         assert emulator is not None
         yield url, emulator, seen, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_run_says_it_uses_the_emulator_first_and_records_a_curl(local_stack) -> None:  # type: ignore[no-untyped-def]

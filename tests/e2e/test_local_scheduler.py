@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import queue
 import re
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.e2e.test_local_run import ROOT, _env
+from tests.e2e.test_local_run import _env, local_runner
 
 
 def test_local_runner_starts_an_open_schedule_window(tmp_path: Path) -> None:
@@ -24,19 +20,7 @@ def test_local_runner_starts_an_open_schedule_window(tmp_path: Path) -> None:
         f" start: '{begun.minute} {begun.hour} * * *', duration: 1h}}\n"
     )
     env = {**_env(tmp_path), "RECORDING_SCHEDULES": str(schedules), "LOCAL_TICK_SECONDS": "0.5"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "handler", "run", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stderr is not None
-    stderr = proc.stderr
-    threading.Thread(target=lambda: [lines.put(x) for x in stderr], daemon=True).start()
-    try:
+    with local_runner(env) as lines:
         emulator = None
         ticking = False
         while emulator is None or not ticking:
@@ -54,6 +38,3 @@ def test_local_runner_starts_an_open_schedule_window(tmp_path: Path) -> None:
         time.sleep(1.5)  # more ticks: still one task (one key per window)
         with urllib.request.urlopen(f"{emulator}/_emulator/tasks", timeout=5) as resp:
             assert len(json.loads(resp.read())["tasks"]) == 1
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

@@ -4,6 +4,7 @@ permanently (recording service not enabled yet) is recorded after the fix and th
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import boto3
@@ -11,25 +12,20 @@ import pytest
 
 from handler import worker
 from handler.__main__ import main
-from tests.aws import moto_url  # noqa: F401 - fixture
 from tests.conftest import Stack, load_event, sqs_event
+from tests.servers import moto_env
 
 
 @pytest.fixture
-def sqs(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811
-    for name, value in {
-        "AWS_ENDPOINT_URL_SQS": moto_url,
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
+def sqs(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    moto_env(monkeypatch, moto_url, "sqs")
     return boto3.client("sqs")
 
 
 def test_replay_after_fix_records_the_room(stack: Stack, sqs: Any, capsys: Any) -> None:
-    queue = sqs.create_queue(QueueName="record")["QueueUrl"]
-    dlq = sqs.create_queue(QueueName="record-dlq")["QueueUrl"]
+    suffix = uuid.uuid4().hex[:8]  # the session's moto_server is shared: queues of our own
+    queue = sqs.create_queue(QueueName=f"record-{suffix}")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName=f"record-dlq-{suffix}")["QueueUrl"]
     doc = load_event("room-created.json")
     stack.emulator.fail_next("StartRecord", "UnsupportedOperation.ServiceNotOpened")
     response, _ = worker.process_batch(sqs_event(doc), stack.context("worker"))

@@ -17,7 +17,6 @@ from handler.domain.decision import Decision, RecordPlan
 from handler.domain.ledger import CallbackNote, Ledger, LedgerEntry, LedgerState
 from handler.domain.ledger_rules import after_outcome, callback, closing, starting, stopped
 from handler.domain.outcome import Outcome, OutcomeStatus
-from tests.aws import moto_url  # noqa: F401 - fixture
 
 BIZ = 1400000000
 DECISION = Decision(

@@ -1,16 +1,13 @@
-"""The SSM policy source through the real Powertools Parameters and boto3, over HTTP to a
-moto_server started on a free loopback port: reload, last-good on a broken or deleted
-parameter, the app wiring and `check-policy ssm:...`."""
+"""The SSM policy source through the real Powertools Parameters and boto3, over HTTP to the
+session's moto_server (tests/servers.py): reload, last-good on a broken or deleted parameter,
+the app wiring and `check-policy ssm:...`."""
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ import pytest
 
 from handler import app
 from handler.adapters.policy_source import PolicyProvider, SsmSource
+from tests.servers import moto_env
 from tests.unit.policy_helpers import room
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,50 +26,11 @@ NEWER = "version: 1\ndefault: {action: record, record_mode: single}\n"
 BROKEN = "version: 1\ndefault: {action: record, sample_percent: 200}\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    port = _free_port()
-    server = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture
 def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     from aws_lambda_powertools.utilities.parameters import base
 
-    env = {
-        "AWS_ENDPOINT_URL_SSM": moto_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    env = moto_env(monkeypatch, moto_url, "ssm")
     base.DEFAULT_PROVIDERS.clear()  # Powertools builds its client once, from the environment
     yield env
     base.DEFAULT_PROVIDERS.clear()

@@ -14,10 +14,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyKeyError,
@@ -33,30 +32,8 @@ from handler.adapters.stores import (
     build_persistence_layer,
     parse_store_url,
 )
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
-KEY_PATH = "[biz_id, room_id, session]"
-EVENT = {"biz_id": 1400000001, "room_id": "room-1", "session": "s-1", "user_ids": ["u1", "u2"]}
-
-
-class FakeLambdaContext:
-    """The parts of a Lambda context Powertools reads."""
-
-    function_name = "gme-autorecord-test"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:gme-autorecord-test"
-    memory_limit_in_mb = 128
-    aws_request_id = "req-1"
-    log_group_name = "/aws/lambda/gme-autorecord-test"
-    log_stream_name = "stream"
-
-    def __init__(self, remaining_ms: int = 30_000) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+from tests.integration import idempotency
+from tests.integration.idempotency import EVENT, Crash
 
 
 def make_start(
@@ -68,23 +45,9 @@ def make_start(
 ) -> tuple[Callable[..., Any], SQLitePersistenceLayer]:
     """A decorated ``start(event=...)`` on a fresh layer and config."""
     layer = SQLitePersistenceLayer(path)
-    config = IdempotencyConfig(
-        event_key_jmespath=KEY_PATH,
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=300,
-        payload_validation_jmespath=validation,
+    start = idempotency.make_start(
+        layer, body, remaining_ms=remaining_ms, validation=validation, key_prefix="start-record"
     )
-    config.register_lambda_context(cast("LambdaContext", FakeLambdaContext(remaining_ms)))
-
-    @idempotent_function(  # type: ignore[untyped-decorator]
-        data_keyword_argument="event",
-        persistence_store=layer,
-        config=config,
-        key_prefix="start-record",
-    )
-    def start(event: dict[str, Any]) -> Any:
-        return body(event)
-
     return start, layer
 
 
@@ -210,10 +173,6 @@ def test_expired_record_runs_again(db: Path) -> None:
         conn.execute("UPDATE idempotency SET expiration = ?", (int(time.time()) - 10,))
     assert start(event=EVENT) == 2
     assert rows(db)[0][2] > time.time()
-
-
-class Crash(BaseException):
-    """Escapes Powertools' ``except Exception``, so the INPROGRESS row stays: a dead worker."""
 
 
 def test_crashed_in_progress_record_is_taken_over(db: Path) -> None:

@@ -12,65 +12,18 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from handler.adapters.buckets import build_slot_store
 from handler.adapters.stores import build_persistence_layer
 from handler.domain.ratelimit import Pace
-
-KEY_PATH = "[biz_id, room_id, session]"
-EVENT = {"biz_id": 1400000001, "room_id": "room-1", "session": "s-1", "user_ids": ["u1", "u2"]}
-
-
-class FakeLambdaContext:
-    function_name = "gme-autorecord-test"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:gme-autorecord-test"
-    memory_limit_in_mb = 128
-    aws_request_id = "req-1"
-
-    def __init__(self, remaining_ms: int) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-class Crash(BaseException):
-    """Escapes Powertools' ``except Exception``: the INPROGRESS record stays, as after SIGKILL."""
-
-
-def make_start(
-    layer: BasePersistenceLayer,
-    body: Callable[[dict[str, Any]], Any],
-    *,
-    remaining_ms: int = 30_000,
-    expires: int = 300,
-    validation: str = "",
-) -> Callable[..., Any]:
-    config = IdempotencyConfig(
-        event_key_jmespath=KEY_PATH,
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=expires,
-        payload_validation_jmespath=validation,
-    )
-    config.register_lambda_context(cast("Any", FakeLambdaContext(remaining_ms)))
-
-    @idempotent_function(
-        data_keyword_argument="event", persistence_store=layer, config=config, key_prefix="t"
-    )
-    def start(event: dict[str, Any]) -> Any:
-        return body(event)
-
-    return start
+from tests.integration.idempotency import EVENT, Crash, make_start
 
 
 def counting(result: Callable[[int], Any] = lambda n: {"task_id": str(2**60 + n)}) -> Any:

@@ -1,5 +1,6 @@
-"""Fixtures for the webhook suites: a real moto_server (SQS) on a free loopback port, a stack in
-queue mode pointed at it, and builders for GME callback requests and raw API Gateway events."""
+"""Fixtures for the webhook suites: a stack in queue mode pointed at a fresh queue on the
+session's real moto_server (tests/servers.py), and builders for GME callback requests and raw
+API Gateway events."""
 
 from __future__ import annotations
 
@@ -7,15 +8,9 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,41 +18,7 @@ import pytest
 from handler import app, webhook
 from handler.local import http_event
 from tests.conftest import GME_KEY, Stack
-
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    """moto_server as its own process, like the SQS endpoint the deployed webhook talks to."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+from tests.servers import moto_env
 
 
 @dataclass
@@ -83,20 +44,12 @@ class Queue:
                 )
 
 
-def aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", endpoint)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
 @pytest.fixture
 def queue(stack: Stack, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Queue:
     """The stack in queue mode: RECORD_QUEUE_URL names a fresh queue on the moto server."""
     import boto3
 
-    aws_env(monkeypatch, moto_url)
+    moto_env(monkeypatch, moto_url, "sqs")
     client = boto3.client("sqs", endpoint_url=moto_url, region_name="eu-west-1")
     url = client.create_queue(QueueName=f"records-{uuid.uuid4().hex[:12]}")["QueueUrl"]
     monkeypatch.setenv("RECORD_QUEUE_URL", url)

@@ -12,7 +12,8 @@ import pytest
 
 from handler import app
 from tests.conftest import Stack, load_event
-from tests.webhook.conftest import Queue, as_base64, call, free_port, gme_request
+from tests.servers import free_port
+from tests.webhook.conftest import Queue, as_base64, call, gme_request
 
 
 def test_room_event_is_queued_with_attributes_and_no_gme_call(stack: Stack, queue: Queue) -> None:
