@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from emulator import signing
-from emulator.state import ACTIONS, Call, FaultPlan, RecordingService
+from emulator.faults import FaultPlan
+from emulator.state import ACTIONS, Call, RecordingService
 from emulator.validation import ApiError
 
 MAX_SIGNATURE_SKEW_SECONDS = 300

@@ -16,12 +16,12 @@ from typing import Any
 
 from emulator import validation as v
 from emulator.chaos import Chaos
+from emulator.faults import FaultPlan, FaultQueues
 from emulator.validation import ApiError
 
 ACTIONS = frozenset(
     {"StartRecord", "StopRecord", "DescribeTaskInfo", "DescribeRecordInfo", "ModifyRecordInfo"}
 )
-ANY_ACTION = "*"
 # Above 2**53 so that any client that routes a TaskId through a float corrupts it visibly.
 TASK_ID_MIN = 2**53 + 1
 TASK_ID_MAX = 2**62
@@ -65,45 +65,6 @@ class Call:
     request_id: str = ""
 
 
-@dataclass
-class _Fault:
-    action: str
-    remaining: int
-    code: str = ""
-    message: str = ""
-    seconds: float = 0.0
-    after_execute: bool = True
-
-
-@dataclass(frozen=True)
-class FaultPlan:
-    """The faults one request consumed; at most one of each kind."""
-
-    fail: tuple[str, str] | None = None
-    drop: bool = False
-    drop_after_execute: bool = True
-    delay: float = 0.0
-    delay_after_execute: bool = True
-    bad_content_type: bool = False
-
-    def names(self) -> str | None:
-        """A short label for the call log, e.g. ``"fail+delay"``."""
-        parts = [
-            name
-            for name, active in (
-                ("fail", self.fail is not None),
-                ("drop", self.drop),
-                ("delay", self.delay > 0),
-                ("bad_content_type", self.bad_content_type),
-            )
-            if active
-        ]
-        return "+".join(parts) or None
-
-
-FAULT_KINDS = ("fail", "drop", "delay", "bad_content_type")
-
-
 class RateLimiter:
     """At most ``limit`` accepted requests per key in any rolling second; 0 disables it.
 
@@ -143,7 +104,7 @@ class RecordingService:
         self._tasks: dict[int, Task] = {}
         self._running: dict[tuple[int, str], int] = {}
         self._calls: deque[Call] = deque(maxlen=MAX_CALLS_KEPT)
-        self._faults: dict[str, list[_Fault]] = {kind: [] for kind in FAULT_KINDS}
+        self._faults = FaultQueues(ACTIONS)
         self._limiter = RateLimiter(rate_limit_per_second, clock)
         # Task time = clock + offset: tests move it (advance) without touching signature time.
         self._offset = 0.0
@@ -328,38 +289,13 @@ class RecordingService:
             return self._limiter.allow((action, biz_id))
 
     def add_fault(self, kind: str, action: str, count: int, **details: Any) -> None:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}")
-        if action != ANY_ACTION and action not in ACTIONS:
-            raise ValueError(f"unknown action {action!r}; use one of {sorted(ACTIONS)} or '*'")
-        if count < 1:
-            raise ValueError("count must be >= 1")
         with self._lock:
-            self._faults[kind].append(_Fault(action=action, remaining=count, **details))
+            self._faults.add(kind, action, count, **details)
 
     def take_faults(self, action: str) -> FaultPlan:
         """Consume, for this request, the oldest pending fault of each kind that matches."""
-        taken: dict[str, _Fault] = {}
         with self._lock:
-            for kind, queue in self._faults.items():
-                for fault in queue:
-                    if fault.action in (action, ANY_ACTION):
-                        fault.remaining -= 1
-                        if fault.remaining == 0:
-                            queue.remove(fault)
-                        taken[kind] = fault
-                        break
-            if not taken and self._chaos is not None:
-                taken = _chaos_fault(self._chaos, action)
-        fail, drop, delay = taken.get("fail"), taken.get("drop"), taken.get("delay")
-        return FaultPlan(
-            fail=(fail.code, fail.message) if fail else None,
-            drop=drop is not None,
-            drop_after_execute=drop.after_execute if drop else True,
-            delay=delay.seconds if delay else 0.0,
-            delay_after_execute=delay.after_execute if delay else True,
-            bad_content_type="bad_content_type" in taken,
-        )
+            return self._faults.take(action, self._chaos)
 
     def set_chaos(self, chaos: Chaos | None) -> None:
         with self._lock:
@@ -400,21 +336,8 @@ class RecordingService:
             self._tasks.clear()
             self._running.clear()
             self._calls.clear()
-            for queue in self._faults.values():
-                queue.clear()
+            self._faults.clear()
             self._limiter.reset()
             self.missing_rooms.clear()
             self._offset = 0.0
             self._chaos = None
-
-
-def _chaos_fault(chaos: Chaos, action: str) -> dict[str, _Fault]:
-    """Turn one chaos draw into the same fault records the queued faults use."""
-    kind = chaos.roll(action)
-    if kind is None:
-        return {}
-    if kind == "drop":
-        return {"drop": _Fault(action=action, remaining=0, after_execute=True)}
-    if kind == "slow":
-        return {"delay": _Fault(action=action, remaining=0, seconds=chaos.slow_seconds)}
-    return {"fail": _Fault(action=action, remaining=0, code=kind, message=f"chaos: {kind}")}
