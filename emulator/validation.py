@@ -55,16 +55,25 @@ def required(params: Mapping[str, object], name: str) -> object:
     return value
 
 
-def positive_int(params: Mapping[str, object], name: str, invalid_code: str) -> int:
-    """A required unsigned 64-bit id (BizId, TaskId) greater than zero."""
+def _wrong_type(name: str, expected: str, value: object) -> ApiError:
+    return ApiError(
+        "InvalidParameter",
+        f"The value type of parameter `{name}` is wrong: expected {expected}, "
+        f"got {type(value).__name__}.",
+    )
+
+
+def _required_int(params: Mapping[str, object], name: str) -> int:
     value = required(params, name)
     if not _is_int(value):
-        raise ApiError(
-            "InvalidParameter",
-            f"The value type of parameter `{name}` is wrong: expected an integer, "
-            f"got {type(value).__name__}.",
-        )
+        raise _wrong_type(name, "an integer", value)
     assert isinstance(value, int)
+    return value
+
+
+def positive_int(params: Mapping[str, object], name: str, invalid_code: str) -> int:
+    """A required unsigned 64-bit id (BizId, TaskId) greater than zero."""
+    value = _required_int(params, name)
     if not 0 < value <= MAX_UINT64:
         raise ApiError(invalid_code, f"`{name}` must be a positive 64-bit integer, got {value}.")
     return value
@@ -74,11 +83,7 @@ def room_id(params: Mapping[str, object]) -> str:
     """A required, non-empty string room id of at most 127 characters."""
     value = required(params, "RoomId")
     if not isinstance(value, str):
-        raise ApiError(
-            "InvalidParameter",
-            f"The value type of parameter `RoomId` is wrong: expected a string, "
-            f"got {type(value).__name__}.",
-        )
+        raise _wrong_type("RoomId", "a string", value)
     if not value or len(value) > MAX_ROOM_ID_LENGTH:
         raise ApiError(
             "InvalidParameterValue.InvalidRoomId",
@@ -89,14 +94,7 @@ def room_id(params: Mapping[str, object]) -> str:
 
 def record_mode(params: Mapping[str, object]) -> int:
     """A required RecordMode: 1 single stream, 2 mixed stream, 3 both."""
-    value = required(params, "RecordMode")
-    if not _is_int(value):
-        raise ApiError(
-            "InvalidParameter",
-            f"The value type of parameter `RecordMode` is wrong: expected an integer, "
-            f"got {type(value).__name__}.",
-        )
-    assert isinstance(value, int)
+    value = _required_int(params, "RecordMode")
     if value not in RECORD_MODES:
         raise ApiError(
             "InvalidParameterValue.InvalidRecordMode",
