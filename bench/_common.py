@@ -100,7 +100,7 @@ def handler_environment(
     emu: Any, store: str | None = None, extra: dict[str, str] | None = None
 ) -> Iterator[Path]:
     """Point the handler at ``emu`` with ``store`` (default: a fresh SQLite file) as
-    ``IDEMPOTENCY_STORE`` and ``extra`` variables, then reset the app.
+    ``IDEMPOTENCY_STORE``, a fresh SQLite ledger and ``extra`` variables, then reset the app.
 
     Yields the temporary directory; the previous environment is restored afterwards.
     """
@@ -109,6 +109,7 @@ def handler_environment(
 
     names = (
         "IDEMPOTENCY_STORE",
+        "LEDGER_STORE",
         "GME_ENDPOINT",
         "TENCENTCLOUD_SECRET_ID",
         "TENCENTCLOUD_SECRET_KEY",
@@ -118,6 +119,9 @@ def handler_environment(
     with tempfile.TemporaryDirectory(prefix="gme-bench-") as tmp:
         os.environ.update(
             IDEMPOTENCY_STORE=store or f"sqlite:///{tmp}/idem.db",
+            # The ledger stays on SQLite whatever the idempotency store, so store rows compare
+            # idempotency stores only.
+            LEDGER_STORE=f"sqlite:///{tmp}/ledger.db",
             GME_ENDPOINT=emu.url,
             TENCENTCLOUD_SECRET_ID=DEFAULT_SECRET_ID,
             TENCENTCLOUD_SECRET_KEY=DEFAULT_SECRET_KEY,

@@ -10,19 +10,19 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from handler.config import ConfigError, Settings
-from handler.domain.policy import ActiveRecordingsLedger, Policy
 from handler.observability import gme_error, register_secrets
-from handler.recorder import Recorder
-from handler.service import RecordingService
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the policy package is loaded only where a room is decided
     from handler.adapters.policy_source import PolicyProvider
     from handler.adapters.queue import SqsPublisher
     from handler.domain.ledger import Ledger
+    from handler.domain.policy import ActiveRecordingsLedger, Policy
     from handler.domain.schedule import Schedules
     from handler.enqueue import Enqueuer
     from handler.lifecycle.settings import LifecycleSettings
     from handler.lifecycle.tick import Lifecycle
+    from handler.recorder import Recorder
+    from handler.service import RecordingService
 
 
 @cache
@@ -117,6 +117,7 @@ def bind_context(context: Any) -> None:
 @cache
 def recorder() -> Recorder:
     from handler.adapters.stores import build_persistence_layer
+    from handler.recorder import Recorder
 
     s = settings()
     built = Recorder(
@@ -158,6 +159,8 @@ def schedules() -> Schedules:
 
 @cache
 def service() -> RecordingService:
+    from handler.service import RecordingService
+
     return RecordingService(policy, recorder, ledger(), active_recordings())
 
 

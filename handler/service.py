@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from handler import observability as obs
 from handler.domain.callbacks import RecordingCallback
@@ -32,10 +33,12 @@ from handler.domain.ledger_rules import (
     stopped,
 )
 from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
-from handler.domain.policy import ActiveRecordingsLedger, Policy
 from handler.observability import logger
 from handler.recorder import Recorder, RetryLater
 from handler.reporting import log_decision, report_outcome
+
+if TYPE_CHECKING:  # loaded by the app when the policy is first needed
+    from handler.domain.policy import ActiveRecordingsLedger, Policy
 
 #: Session prefix of the tombstone a session-less close (TRTC 102) leaves for late creates.
 TRTC_CLOSE_PREFIX = "trtc-close-"
