@@ -88,7 +88,7 @@ ROUTES: dict[Route, dict[str, Any]] = {
         "tags": ["room events"],
     },
     Route.GME_CALLBACK: {
-        "summary": "GME recording callback (Signature header); acknowledged, not yet used",
+        "summary": "GME recording callback (Signature header); noted in the recording ledger",
         "responses": {200: _RECORDED, **_COMMON},
         "tags": ["callbacks"],
     },
