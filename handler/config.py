@@ -61,9 +61,11 @@ class Settings(BaseModel):
     recording_policy: str = DEFAULT_POLICY
     policy_cache_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
     active_recordings: str | None = None
-    webhook_secrets: list[SecretStr] = Field(default_factory=list)
-    trtc_callback_keys: list[SecretStr] = Field(default_factory=list)
-    gme_callback_keys: list[SecretStr] = Field(default_factory=list)
+    # Plain mutable defaults (pydantic copies them per instance): `default_factory=list` makes
+    # pydantic read the builtin's text signature, which pulls in tokenize at import time.
+    webhook_secrets: list[SecretStr] = []
+    trtc_callback_keys: list[SecretStr] = []
+    gme_callback_keys: list[SecretStr] = []
     record_queue_url: str | None = None
     room_not_found_grace_seconds: Annotated[int, Field(ge=0)] = 120
     max_body_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 64 * 1024

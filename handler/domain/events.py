@@ -60,7 +60,7 @@ class RoomEvent(BaseModel):
     occurred_at: datetime
     format: InboundFormat
     source: EventSource = EventSource.WEBHOOK
-    attributes: dict[str, Scalar] = Field(default_factory=dict)
+    attributes: dict[str, Scalar] = {}
 
     def with_source(self, source: EventSource) -> RoomEvent:
         return self.model_copy(update={"source": source})

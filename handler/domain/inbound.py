@@ -77,7 +77,7 @@ class RoomEventV1(BaseModel):
     attributes: dict[
         AttributeKey,
         Annotated[BoundedText | int | float | bool | None, Field(union_mode="left_to_right")],
-    ] = Field(default_factory=dict, max_length=MAX_ATTRIBUTES)
+    ] = Field(default={}, max_length=MAX_ATTRIBUTES)
 
     def to_room_event(self) -> RoomEvent:
         return RoomEvent(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from handler.domain.decision import RecordMode, RecordPlan
 
@@ -186,7 +186,7 @@ class CallbackNote(BaseModel):
     task_id: str
     event_type: int
     seq: int = 0
-    files: tuple[str, ...] = Field(default_factory=tuple)
+    files: tuple[str, ...] = ()
 
     @property
     def dedup_key(self) -> str:

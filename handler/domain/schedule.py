@@ -182,7 +182,7 @@ class ScheduleDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1]
-    schedules: list[Schedule] = Field(default_factory=list)
+    schedules: list[Schedule] = []
 
 
 class Schedules:

@@ -109,9 +109,7 @@ class When(BaseModel):
     source: Annotated[list[EventSource] | None, BeforeValidator(_as_list), Field(min_length=1)] = (
         None
     )
-    attributes: dict[str, Annotated[AttributeCondition, BeforeValidator(_as_condition)]] = Field(
-        default_factory=dict
-    )
+    attributes: dict[str, Annotated[AttributeCondition, BeforeValidator(_as_condition)]] = {}
     timezone: str | None = None
     time_of_day: Annotated[list[str] | None, BeforeValidator(_as_list)] = None
     days: Annotated[list[str] | None, BeforeValidator(_as_list)] = None
@@ -333,7 +331,7 @@ class PolicyDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1]
-    rules: list[Rule] = Field(default_factory=list)
+    rules: list[Rule] = []
     default: Action = Field(default_factory=lambda: Action(action="skip", reason="no rule matched"))
 
     @model_validator(mode="after")
