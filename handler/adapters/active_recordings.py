@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from handler.adapters.sqlite_files import ThreadConnections
 from handler.domain.policy import ActiveRecordingsLedger, InMemoryActiveRecordings
 
 SETTING = "ACTIVE_RECORDINGS"
@@ -47,18 +47,10 @@ class SqliteActiveRecordings:
         self.path = Path(path)
         self.max_age_seconds = max_age_seconds
         self._clock = clock
-        self._local = threading.local()
+        self._files = ThreadConnections(path, _SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+        return self._files.get()
 
     def count(self, rule: str) -> int:
         since = self._clock() - self.max_age_seconds

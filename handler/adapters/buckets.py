@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from handler.adapters.sqlite_files import ThreadConnections
 from handler.adapters.stores import DynamoDBStore, RedisStore, SQLiteStore, parse_store_url
 from handler.domain.ratelimit import Pace, reserve
 
@@ -39,22 +39,12 @@ class SQLiteSlots:
     def __init__(self, path: str | os.PathLike[str], pace: Pace) -> None:
         self.path = Path(path)
         self.pace = pace
-        self._local = threading.local()
+        self._files = ThreadConnections(
+            path, ("CREATE TABLE IF NOT EXISTS gme_rate (id TEXT PRIMARY KEY, tat REAL NOT NULL)",)
+        )
 
     def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
-        from handler.adapters.sqlite_store import BUSY_TIMEOUT_MS, SQLitePersistenceLayer
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        SQLitePersistenceLayer._enable_wal(conn)
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS gme_rate (id TEXT PRIMARY KEY, tat REAL NOT NULL)")
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+        return self._files.get()
 
     def reserve(self, key: str, max_wait: float) -> float | None:
         conn = self._connection()

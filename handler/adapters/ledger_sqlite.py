@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
-import time
 from pathlib import Path
 
+from handler.adapters.sqlite_files import ThreadConnections
 from handler.domain.ledger import (
     OPEN_STATES,
     Change,
@@ -50,36 +49,13 @@ class SQLiteLedger:
     def __init__(self, path: str | os.PathLike[str], ttl_seconds: int = 30 * 86400) -> None:
         self.path = Path(path)
         self.ttl_seconds = ttl_seconds
-        self._local = threading.local()
+        self._files = ThreadConnections(path, _SCHEMA, busy_timeout_ms=BUSY_TIMEOUT_MS)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:  # switching to WAL fails at once while another process does the same
-            try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    conn.execute("PRAGMA journal_mode = WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        conn.execute("PRAGMA synchronous = NORMAL")
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+        return self._files.get()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local.conn = None
+        self._files.close()
 
     # ----------------------------------------------------------------- port
 

@@ -6,18 +6,16 @@ deployments keep the same exactly-once semantics without a server. It mirrors
 returns the existing record (like ``ReturnValuesOnConditionCheckFailure=ALL_OLD``) so Powertools
 needs no second read, and the stored record has the same attributes.
 
-Concurrency: several threads and processes may share one file. WAL lets readers run beside the
-single writer, ``busy_timeout`` makes writers queue instead of failing, each thread (and each
-process after a fork) gets its own connection, and every write is a short autocommit statement.
+Concurrency: several threads and processes may share one file (connections as
+``handler.adapters.sqlite_files`` opens them: WAL, busy timeout, one per thread and process), and
+every write is a short autocommit statement.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import re
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -31,7 +29,8 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
     DataRecord,
 )
 
-BUSY_TIMEOUT_MS = 5000
+from handler.adapters.sqlite_files import ThreadConnections
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Templates: {table} is filled once, in __init__, after the name passed _IDENTIFIER.
 _SQL = {
@@ -69,54 +68,15 @@ class SQLitePersistenceLayer(BasePersistenceLayer):
         self.path = Path(path)
         self.table_name = table_name
         self._sql = {name: sql.format(table=table_name) for name, sql in _SQL.items()}
-        self._local = threading.local()
+        self._files = ThreadConnections(path, (self._sql["create"], self._sql["index"]))
         super().__init__()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
 
     def _connection(self) -> sqlite3.Connection:
-        """Return this thread's connection, opening it (and the schema) on first use.
-
-        The pid check matters: a connection inherited through ``fork`` must never be reused.
-        """
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, so no implicit transaction holds a lock between calls.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._enable_wal(conn)
-            # NORMAL is the documented WAL setting: durable across process crashes, one fsync less.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(self._sql["create"])
-            conn.execute(self._sql["index"])
-        except BaseException:
-            conn.close()
-            raise
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    @staticmethod
-    def _enable_wal(conn: sqlite3.Connection) -> None:
-        """Switch the file to WAL, retrying: the switch fails at once with "database is locked",
-        ignoring busy_timeout, while another process is creating or switching the same file."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.005 + random.random() * 0.02)
+        return self._files.get()
 
     def close(self) -> None:
         """Close the calling thread's connection (other threads keep theirs)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local.conn = None
+        self._files.close()
 
     @staticmethod
     def _row_to_record(row: tuple[str, str, int, int | None, str | None, str | None]) -> DataRecord:
