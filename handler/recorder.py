@@ -77,21 +77,6 @@ class Recorder:
         outcome: Outcome = self._ensure(command=command)
         return outcome
 
-    def stop(self, biz_id: int, room_id: str) -> Outcome:
-        """Stop whatever task runs in the room. Naturally idempotent: no task means done."""
-        base = {"biz_id": biz_id, "room_id": room_id}
-        task = self._gme.describe_task(biz_id, room_id)
-        if task is None:
-            return Outcome(status=OutcomeStatus.STOPPED, reason="no task was running", **base)
-        try:
-            self._gme.stop_record(biz_id, task.task_id)
-        except GmeError as exc:
-            if exc.code != TASK_NOT_FOUND:
-                raise
-        return Outcome(
-            status=OutcomeStatus.STOPPED, task_id=task.task_id, reason="room closed", **base
-        )
-
     def forget_failure(self, biz_id: int, room_id: str, session: str) -> bool:
         """Delete a stored permanent failure for this key, so a replayed event (after the fix
         an operator made) calls GME again. Any other stored outcome is kept. Returns whether

@@ -3,7 +3,7 @@
 The webhook (inline mode), the queue worker and the scheduler all call `RecordingService`, so a
 room goes through one code path and one idempotency key space whichever way it arrived.
 
-With a ledger, every room session also gets a ledger entry: `starting` is written before the
+Every room session also gets a ledger entry: `starting` is written before the
 idempotent start (so a crash in between is visible to the sweep), the outcome after it, and a
 close marks the session closed before stopping its task. Both sides check the other's mark after
 their own write, so a close racing a start always ends with the task stopped, and a create that
@@ -51,7 +51,7 @@ class RecordingService:
         self,
         policy: Callable[[], Policy],
         recorder: Callable[[], Recorder],
-        ledger: Ledger | None = None,
+        ledger: Ledger,
         active: ActiveRecordingsLedger | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -107,14 +107,13 @@ class RecordingService:
         `at` is the ledger time (the scheduler passes its tick time); default: the clock."""
         key = (event.biz_id, event.room_id, event.session)
         now = self._clock() if at is None else at
-        if self.ledger is not None:
-            if event.format is InboundFormat.TRTC and self._trtc_closed_since(event):
-                self.ledger.update(*key, closing(*key, now, "TRTC room dismissed"))
-            entry = self.ledger.update(
-                *key, starting(*key, decision, now, ends_at, f"event {event.event_id}")
-            )
-            if entry is not None and entry.closed:
-                return report_outcome(event, decision, _closed_outcome(entry))
+        if event.format is InboundFormat.TRTC and self._trtc_closed_since(event):
+            self.ledger.update(*key, closing(*key, now, "TRTC room dismissed"))
+        entry = self.ledger.update(
+            *key, starting(*key, decision, now, ends_at, f"event {event.event_id}")
+        )
+        if entry is not None and entry.closed:
+            return report_outcome(event, decision, _closed_outcome(entry))
         command = StartCommand.for_event(event, decision)
         try:
             with obs.subsegment("## recorder.ensure"):
@@ -122,21 +121,18 @@ class RecordingService:
         except RetryLater as exc:
             obs.gme_error(exc.code)
             log_decision(event, decision, status="retry", error_code=exc.code, why=exc.message)
-            if self.ledger is not None:
-                self.ledger.update(*key, start_retry_later(exc.code, exc.message, now))
+            self.ledger.update(*key, start_retry_later(exc.code, exc.message, now))
             raise
         if outcome.status in _RUNNING and not outcome.duplicate:
             self._tally("started", event.biz_id, event.room_id, decision.rule)
-        if self.ledger is not None:
-            entry = self.ledger.update(*key, after_outcome(outcome, now))
-            if entry is not None and entry.state is LedgerState.STOPPING:
-                # The close won the race: it marked the session before our task existed.
-                self.stop_entry(entry, "room closed while its start was in flight", now)
+        entry = self.ledger.update(*key, after_outcome(outcome, now))
+        if entry is not None and entry.state is LedgerState.STOPPING:
+            # The close won the race: it marked the session before our task existed.
+            self.stop_entry(entry, "room closed while its start was in flight", now)
         return report_outcome(event, decision, outcome)
 
     def _trtc_closed_since(self, event: RoomEvent) -> bool:
         """TRTC closes carry no session; a dismissal newer than this create means it is over."""
-        assert self.ledger is not None
         created = event.occurred_at.timestamp()
         return any(
             e.session.startswith(TRTC_CLOSE_PREFIX) and (e.closed_at or 0) >= created
@@ -163,8 +159,6 @@ class RecordingService:
     # ------------------------------------------------------------------ close
 
     def close(self, event: RoomEvent) -> Outcome:
-        if self.ledger is None:
-            return self._recorder().stop(event.biz_id, event.room_id)
         now = self._clock()
         session, closed_at = event.session, None
         if event.format is InboundFormat.TRTC:
@@ -191,7 +185,6 @@ class RecordingService:
     def stop_entry(self, entry: LedgerEntry, detail: str, at: float | None = None) -> Outcome:
         """Stop the task of a closed (or ended) entry and mark it stopped. Idempotent: a stopped
         entry makes no GME call; TaskNotFound counts as stopped."""
-        assert self.ledger is not None
         base = {"biz_id": entry.biz_id, "room_id": entry.room_id, "session": entry.session}
         if entry.state is LedgerState.STOPPED:
             return Outcome(
@@ -219,7 +212,6 @@ class RecordingService:
     def _stop_unowned(self, entry: LedgerEntry) -> str | None:
         """An entry without a known task (crash before the ledger write, tombstone): stop the
         room's running task unless another open session of the room owns it."""
-        assert self.ledger is not None
         task = self._recorder().running_task(entry.biz_id, entry.room_id)
         if task is None or self.owned_elsewhere(entry, task.task_id):
             return None
@@ -227,7 +219,6 @@ class RecordingService:
         return task.task_id
 
     def owned_elsewhere(self, entry: LedgerEntry, task_id: str) -> bool:
-        assert self.ledger is not None
         return any(
             e.task_id == task_id and e.session != entry.session and not e.closed
             for e in self.ledger.by_room(entry.biz_id, entry.room_id)
@@ -244,8 +235,6 @@ class RecordingService:
             task_id=cb.task_id,
             reason=cb.reason,
         )
-        if self.ledger is None:
-            return outcome
         owner = _owner(self.ledger.by_room(cb.biz_id, cb.room_id), cb.task_id)
         if owner is None:
             logger.info("callback for an unknown task", extra={"task_id": cb.task_id})
