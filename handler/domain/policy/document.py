@@ -11,8 +11,9 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -91,6 +92,19 @@ class AttributeCondition(BaseModel):
         return attribute_why_not(name, self, attributes)
 
 
+def _check_each(name: str, value: Sequence[Any] | None, parse: Callable[[Any], object]) -> None:
+    """An empty list could never match; each item must parse, its index named on error."""
+    if value is None:
+        return
+    if not value:
+        raise ValueError(f"{name} is empty: the rule could never match")
+    for i, item in enumerate(value):
+        try:
+            parse(item)
+        except ValueError as exc:
+            raise ValueError(f"{name}[{i}]: {exc}") from None
+
+
 class When(BaseModel):
     """What a rule matches. Every given field must match; an empty `when` matches everything."""
 
@@ -158,14 +172,7 @@ class When(BaseModel):
     @field_validator("time_of_day")
     @classmethod
     def _windows(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            if not value:
-                raise ValueError("time_of_day is empty: the rule could never match")
-            for i, text in enumerate(value):
-                try:
-                    parse_window(text)
-                except ValueError as exc:
-                    raise ValueError(f"time_of_day[{i}]: {exc}") from None
+        _check_each("time_of_day", value, parse_window)
         return value
 
     @field_validator("days")
@@ -178,14 +185,7 @@ class When(BaseModel):
     @field_validator("dates")
     @classmethod
     def _date_ranges(cls, value: list[str | dict[str, object]] | None) -> object:
-        if value is not None:
-            if not value:
-                raise ValueError("dates is empty: the rule could never match")
-            for i, item in enumerate(value):
-                try:
-                    parse_date_range(item)
-                except ValueError as exc:
-                    raise ValueError(f"dates[{i}]: {exc}") from None
+        _check_each("dates", value, parse_date_range)
         return value
 
     @model_validator(mode="after")
