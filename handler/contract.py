@@ -1,9 +1,10 @@
 """The published webhook contract: answer shapes per route, the OpenAPI document, the JSON Schema.
 
-The routes in `handler.webhook` take their OpenAPI `responses` from here, and the OpenAPI
-document is generated from that resolver by Powertools, then given the request bodies and
-signature headers (which the handlers deliberately read raw, never through validation, because
-the signature covers the exact bytes). `python -m handler.contract` rewrites `docs/`; a test
+Powertools generates the OpenAPI document from the resolver in `handler.webhook` (paths,
+summaries, tags); this module then gives each operation its answers, request body and signature
+headers. The handlers read bodies raw, never through validation, because the signature covers
+the exact bytes; and the answer models are only named here, so the webhook never builds them at
+cold start just to describe them. `python -m handler.contract` rewrites `docs/`; a test
 fails when the committed files differ from what the code generates.
 """
 
@@ -19,11 +20,13 @@ from pydantic import BaseModel, ConfigDict
 from handler.domain.inbound import RoomEventV1, TrtcCallback
 from handler.domain.outcome import Outcome
 from handler.ingest import Route
+from handler.webhook import api
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 OPENAPI_FILE = DOCS / "openapi.json"
 ROOM_EVENT_SCHEMA_FILE = DOCS / "room-event-v1.schema.json"
 VERSION = "1.0.0"
+REF = "#/components/schemas/{model}"
 
 
 class ErrorBody(BaseModel):
@@ -45,58 +48,37 @@ class Queued(BaseModel):
     duplicate: bool = False
 
 
-def _error(description: str, retry: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "description": description,
-        "content": {"application/json": {"model": ErrorBody}},
-    }
-    if retry:
-        out["headers"] = {
-            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
-        }
-    return out
+class Health(BaseModel):
+    """Liveness: the function answers; it checks no dependency (stores, queue, GME)."""
+
+    status: str = "ok"
 
 
-_COMMON: dict[int, Any] = {
-    400: _error("not JSON, JSON too deep or too many members, or base64 body that is not"),
-    401: _error(
-        "signature missing or wrong, timestamp stale, SdkAppId mismatch, key not configured"
+_RETRY_HEADERS = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+_COMMON: dict[int, tuple[str, type[BaseModel]]] = {
+    400: ("not JSON, JSON too deep or too many members, or base64 body that is not", ErrorBody),
+    401: (
+        "signature missing or wrong, timestamp stale, SdkAppId mismatch, key not configured",
+        ErrorBody,
     ),
-    413: _error("body larger than MAX_BODY_BYTES"),
-    415: _error("Content-Type is not application/json"),
-    422: _error("a field is missing or invalid; `field` names it"),
-    503: _error("not done yet (queue unavailable, GME retryable error); retry", retry=True),
+    413: ("body larger than MAX_BODY_BYTES", ErrorBody),
+    415: ("Content-Type is not application/json", ErrorBody),
+    422: ("a field is missing or invalid; `field` names it", ErrorBody),
+    503: ("not done yet (queue unavailable, GME retryable error); retry", ErrorBody),
 }
-_RECORDED = {
-    "description": "inline mode: the outcome (started, adopted, skipped, stopped, ignored, failed)",
-    "content": {"application/json": {"model": Outcome}},
-}
-_QUEUED = {
-    "description": "queue mode: enqueued for the worker, or a duplicate already enqueued",
-    "content": {"application/json": {"model": Queued}},
-}
+_RECORDED = (
+    "inline mode: the outcome (started, adopted, skipped, stopped, ignored, failed)",
+    Outcome,
+)
+_QUEUED = ("queue mode: enqueued for the worker, or a duplicate already enqueued", Queued)
 
-ROUTES: dict[Route, dict[str, Any]] = {
-    Route.ROOM_EVENTS: {
-        "summary": "Room event v1 (Standard Webhooks signature)",
-        "responses": {200: _RECORDED, 202: _QUEUED, **_COMMON},
-        "tags": ["room events"],
-    },
-    Route.TRTC: {
-        "summary": "TRTC room callback (Sign and SdkAppId headers)",
-        "responses": {200: _RECORDED, 202: _QUEUED, **_COMMON},
-        "tags": ["room events"],
-    },
-    Route.GME_CALLBACK: {
-        "summary": "GME recording callback (Signature header); noted in the recording ledger",
-        "responses": {200: _RECORDED, **_COMMON},
-        "tags": ["callbacks"],
-    },
-}
-HEALTH: dict[str, Any] = {
-    "summary": "Liveness",
-    "responses": {200: {"description": "up"}},
-    "tags": ["ops"],
+#: The answers of each route, by status. They live here, not on the route declarations, so the
+#: webhook's cold start never builds the answer models it only describes.
+RESPONSES: dict[str, dict[int, tuple[str, type[BaseModel] | None]]] = {
+    Route.ROOM_EVENTS.value: {200: _RECORDED, 202: _QUEUED, **_COMMON},
+    Route.TRTC.value: {200: _RECORDED, 202: _QUEUED, **_COMMON},
+    Route.GME_CALLBACK.value: {200: _RECORDED, **_COMMON},
+    "/health": {200: ("up", Health)},
 }
 #: Answers for any path and method the API does not serve.
 UNROUTED = {404: "no such route", 405: "the path exists but not with this method"}
@@ -142,18 +124,32 @@ def room_event_schema() -> dict[str, Any]:
 
 def _request_schema(route: Route) -> dict[str, Any]:
     if route is Route.ROOM_EVENTS:
-        schema = RoomEventV1.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = RoomEventV1.model_json_schema(ref_template=REF)
     elif route is Route.TRTC:
-        schema = TrtcCallback.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = TrtcCallback.model_json_schema(ref_template=REF)
     else:
         return GME_CALLBACK_SCHEMA
     return schema
 
 
-def openapi() -> dict[str, Any]:
-    """Powertools' document for the resolver, completed with bodies and signature headers."""
-    from handler.webhook import api
+def _answer(
+    status: int, text: str, model: type[BaseModel] | None, schemas: dict[str, Any]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": text}
+    if model is not None:
+        schema = model.model_json_schema(ref_template=REF, mode="serialization")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        ref = {"$ref": REF.format(model=model.__name__)}
+        out["content"] = {"application/json": {"schema": ref}}
+    if status == 503:
+        out["headers"] = _RETRY_HEADERS
+    return out
 
+
+def openapi() -> dict[str, Any]:
+    """Powertools' document for the resolver, completed with answers, bodies and signature
+    headers."""
     doc: dict[str, Any] = json.loads(
         api.get_openapi_json_schema(
             title="gme-autorecord webhook",
@@ -162,6 +158,12 @@ def openapi() -> dict[str, Any]:
         )
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for path, answers in RESPONSES.items():
+        for operation in doc["paths"][path].values():
+            operation["responses"] = {
+                str(status): _answer(status, text, model, schemas)
+                for status, (text, model) in answers.items()
+            }
     for route in Route:
         request = _request_schema(route)
         schemas.update(request.pop("$defs", {}))

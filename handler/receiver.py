@@ -19,11 +19,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from handler import app, observability
 from handler.adapters.queue import QueueUnavailable
 from handler.config import Settings
-from handler.domain.callbacks import RecordingCallback
 from handler.domain.events import RoomEvent
+from handler.domain.inbound import IgnoredEvent
+from handler.domain.retry import RetryLater
 from handler.ingest import Rejected, Route, ingest, raw_body, unconfigured_routes
 from handler.observability import logger
-from handler.recorder import RetryLater
 
 RETRY_AFTER_SECONDS = "5"
 
@@ -57,6 +57,18 @@ def warn_unconfigured(settings: Settings) -> None:
         )
 
 
+def _not_a_room_event(event: IgnoredEvent) -> Reply:
+    # Loaded here: only the GME callback route produces one, and it was loaded to parse it.
+    from handler.domain.callbacks import RecordingCallback
+
+    if isinstance(event, RecordingCallback):
+        # Noted in the ledger right here in both modes: a ledger write, never a GME call.
+        noted = app.service().note_callback(event)
+        return Reply(200, noted.model_dump(mode="json", exclude_defaults=True))
+    logger.info("event ignored", extra={"format": event.format, "reason": event.reason})
+    return Reply(200, {"status": "ignored", "reason": event.reason})
+
+
 def accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: bool) -> Reply:
     settings = app.settings()
     warn_unconfigured(settings)
@@ -67,13 +79,8 @@ def accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: b
         logger.warning("webhook rejected", extra={"route": route.value, "code": exc.code})
         observability.webhook_rejected(exc.code)
         return Reply(exc.status, exc.body())
-    if isinstance(event, RecordingCallback):
-        # Noted in the ledger right here in both modes: a ledger write, never a GME call.
-        noted = app.service().note_callback(event)
-        return Reply(200, noted.model_dump(mode="json", exclude_defaults=True))
     if not isinstance(event, RoomEvent):
-        logger.info("event ignored", extra={"format": event.format, "reason": event.reason})
-        return Reply(200, {"status": "ignored", "reason": event.reason})
+        return _not_a_room_event(event)
     logger.append_keys(**event.log_keys())
     try:
         if settings.record_queue_url:

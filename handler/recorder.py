@@ -27,19 +27,11 @@ from handler.domain.gme import (
     is_retryable,
 )
 from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
+from handler.domain.retry import RetryLater
 
 #: Stable, so renaming or moving code never resets the key space (Powertools' default would).
 KEY_PREFIX = "gme-autorecord.ensure-recording"
 KEY_FIELDS = "[biz_id, room_id, session]"
-
-
-class RetryLater(Exception):
-    """The outcome is not known yet; the delivery should be retried (queue) or refused (503)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class Recorder:

@@ -33,8 +33,9 @@ from handler.domain.ledger_rules import (
     stopped,
 )
 from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
+from handler.domain.retry import RetryLater
 from handler.observability import logger
-from handler.recorder import Recorder, RetryLater
+from handler.recorder import Recorder
 from handler.reporting import log_decision, report_outcome
 
 if TYPE_CHECKING:  # loaded by the app when the policy is first needed

@@ -18,8 +18,8 @@ from handler import app, observability
 from handler.domain.events import EventSource, RoomEvent
 from handler.domain.inbound import InvalidEvent, parse_json, parse_message
 from handler.domain.outcome import Outcome, OutcomeStatus
+from handler.domain.retry import RetryLater
 from handler.observability import logger
-from handler.recorder import RetryLater
 
 
 class ItemFailed(Exception):

@@ -25,8 +25,8 @@ from handler.domain.gme import ROOM_NOT_FOUND, GmeError
 from handler.domain.ledger import LedgerEntry, LedgerState
 from handler.domain.ledger_rules import checked, closing, new_task, task_lost
 from handler.domain.outcome import Outcome, OutcomeStatus
+from handler.domain.retry import RetryLater
 from handler.observability import logger
-from handler.recorder import RetryLater
 
 if TYPE_CHECKING:
     from handler.lifecycle.tick import Lifecycle, Pacer

@@ -29,10 +29,11 @@ from handler.domain.ledger_rules import (
     task_lost,
 )
 from handler.domain.outcome import Outcome, OutcomeStatus, StartCommand
+from handler.domain.retry import RetryLater
 from handler.domain.schedule import Schedules
 from handler.lifecycle.settings import LifecycleSettings
 from handler.observability import logger
-from handler.recorder import Recorder, RetryLater
+from handler.recorder import Recorder
 from handler.service import RecordingService
 
 #: Failures a tick survives: it notes them in the ledger and goes on with the next entry.
