@@ -6,6 +6,9 @@ Thin on purpose: authentication and parsing live in `handler.ingest`, the answer
 
 from __future__ import annotations
 
+from handler import init_phase  # first: the init phase runs without the cyclic collector
+
+# isort: split
 import json
 from typing import Any
 
@@ -85,3 +88,6 @@ def unexpected(exc: Exception) -> Response[str]:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     app.bind_context(context)
     return api.resolve(event, context)
+
+
+init_phase.end()  # last: everything above is built; freeze it, collect normally again

@@ -6,6 +6,9 @@ Failures are reported per message (ReportBatchItemFailures): SQS retries only th
 
 from __future__ import annotations
 
+from handler import init_phase  # first: the init phase runs without the cyclic collector
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -80,3 +83,6 @@ def process_batch(
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response, _ = process_batch(event, context)
     return response
+
+
+init_phase.end()  # last: everything above is built; freeze it, collect normally again
