@@ -7,9 +7,11 @@ must exist and be newer than serverless.yml (run `make package`).
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ ARTIFACT = ROOT / "build" / "gme-autorecord.zip"
 SERVICE = "gme-autorecord-dev"
 FUNCTIONS = {"webhook": "WebhookLambdaFunction", "worker": "WorkerLambdaFunction"}
 FUNCTIONS["scheduler"] = "SchedulerLambdaFunction"
+PYENV_312 = str(Path.home() / ".pyenv" / "versions" / "3.12*" / "bin" / "python3.12")
 #: The only actions that may use Resource "*": X-Ray has no resource-level permissions.
 STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
@@ -279,6 +282,33 @@ def test_alarms(template: dict[str, Any]) -> None:
         assert a["TreatMissingData"] == "notBreaching"
 
 
+def _lambda_python() -> str | None:
+    for candidate in [shutil.which("python3.12"), *glob.glob(PYENV_312)]:
+        if candidate and subprocess.run([candidate, "-V"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(_lambda_python() is None, reason="no Python 3.12: `make artifact` warned")
+def test_package_carries_python312_bytecode_never_checked_against_sources() -> None:
+    archive = zipfile.ZipFile(ARTIFACT)
+    names = set(archive.namelist())
+    sources = [n for n in names if n.endswith(".py")]
+    for source in sources:  # every module, ours and the dependencies', is precompiled
+        folder, _, file = source.rpartition("/")
+        compiled = f"{folder}/__pycache__/{file[:-3]}.cpython-312.pyc".lstrip("/")
+        assert compiled in names, compiled
+    header = archive.read("handler/__pycache__/webhook.cpython-312.pyc")[:8]
+    magic = subprocess.run(
+        [str(_lambda_python()), "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert header[:4].hex() == magic
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source never checked
+
+
 def test_package_is_small_and_holds_only_runtime_code() -> None:
     assert ARTIFACT.exists(), "run `make package`"
     assert ARTIFACT.stat().st_size < 10 * 1024 * 1024
@@ -294,7 +324,7 @@ def test_package_is_small_and_holds_only_runtime_code() -> None:
     assert "policies/default.yaml" in names
     assert "handler/local.py" not in names
     assert "handler/__main__.py" not in names
-    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert not any(".cpython-311" in n or ".cpython-313" in n for n in names)  # only Lambda's
     # Native wheels were fetched for Lambda's platform, not for this machine.
     native = [n for n in names if n.endswith(".so")]
     assert native
