@@ -1,8 +1,16 @@
 # The two commands README.md promises: `make run` and `make test`. Both set up everything.
-PYTHON ?= python3
+
+# Lambda runs Python 3.12: the first 3.12 found on PATH or in pyenv (or LAMBDA_PYTHON=...).
+LAMBDA_PYTHON ?= $(firstword $(foreach p,$(shell command -v python3.12) \
+                   $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12),\
+                   $(shell $(p) -c 'import sys; print(sys.version_info[:2] == (3, 12) and "$(p)" or "")' 2>/dev/null)))
+# The virtual environment (and so the tests) uses Lambda's Python when there is one, else any
+# Python 3.11+. A .venv built by another Python is rebuilt.
+PYTHON ?= $(or $(LAMBDA_PYTHON),python3)
+PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-$(PYVER)
 
 # Deployment package: Lambda runs Python 3.12 on arm64 (serverless.yml), so dependencies are
 # fetched as manylinux2014_aarch64 cp312 wheels whatever this machine is.
@@ -13,11 +21,8 @@ LAMBDA_PLATFORM := --platform manylinux2014_aarch64 --implementation cp --python
                    --only-binary=:all: --no-compile
 # Lambda cannot write /var/task, so whatever the zip lacks in bytecode is compiled again on every
 # cold start (measured: the webhook's import takes 2.2x as long from sources alone). The zip
-# therefore carries bytecode from a Python 3.12 (its .pyc format is Lambda's), hash-checked
+# therefore carries bytecode from LAMBDA_PYTHON (its .pyc format is Lambda's), hash-checked
 # never: the artifact is immutable, and zip timestamps would make mtime checks misfire.
-LAMBDA_PYTHON ?= $(firstword $(foreach p,$(shell command -v python3.12) \
-                   $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12),\
-                   $(shell $(p) -c 'import sys; print(sys.version_info[:2] == (3, 12) and "$(p)" or "")' 2>/dev/null)))
 # Packaging runs offline: fake credentials, no telemetry, and HOME inside build/ so the framework's
 # caches (~/.serverless) never land in the real home directory.
 OSLS := HOME=$(CURDIR)/$(BUILD)/home SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off \
@@ -30,6 +35,9 @@ REGION ?= eu-west-1
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then \
+	    echo "$(VENV) was built by another Python: rebuilding it with $(PYTHON) ($(PYVER))"; rm -rf $(VENV); \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
