@@ -10,7 +10,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from handler.config import ConfigError, Settings
-from handler.observability import gme_error, register_secrets
+from handler.observability import gme_error, pacing_wait, register_secrets
 
 if TYPE_CHECKING:  # the policy package is loaded only where a room is decided
     from handler.adapters.policy_source import PolicyProvider
@@ -89,6 +89,7 @@ def gme() -> Any:
         build_slot_store(s.idempotency_store, pace),
         reserve_seconds=s.gme_timeout_seconds + 0.5,
         on_throttle=gme_error,
+        on_wait=pacing_wait,
     )
     if _context is not None:
         limited.bind_context(_context)

@@ -55,6 +55,7 @@ POLICY_SKIPPED = "PolicySkipped"
 GME_ERROR = "GmeError"  # dimension: code
 THROTTLED = "Throttled"
 WEBHOOK_REJECTED = "WebhookRejected"  # dimension: reason
+PACING_WAIT = "GmePacingWait"  # milliseconds a GME call waited for its fleet-wide slot
 
 _secret_values: set[str] = set()
 
@@ -118,11 +119,15 @@ def count(name: str) -> None:
 
 
 def count_by(name: str, dimension: str, value: str) -> None:
-    """A count with its own dimension, flushed at once so it cannot leak onto other metrics."""
+    _alone(name, MetricUnit.Count, 1, dimension, value[:100] or "unknown")
+
+
+def _alone(name: str, unit: MetricUnit, value: float, dimension: str, label: str) -> None:
+    """One datapoint with its own dimension, flushed at once so it cannot leak onto others."""
     one = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
     one.add_dimension(name="service", value=SERVICE)
-    one.add_dimension(name=dimension, value=value[:100] or "unknown")
-    one.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    one.add_dimension(name=dimension, value=label)
+    one.add_metric(name=name, unit=unit, value=value)
     one.flush_metrics()
 
 
@@ -130,6 +135,15 @@ def gme_error(code: str) -> None:
     count_by(GME_ERROR, "code", code)
     if code.startswith("RequestLimitExceeded"):
         count(THROTTLED)
+
+
+def pacing_wait(seconds: float) -> None:
+    """How long a GME call waited for its fleet-wide slot: steady waits mean the fleet asks
+    for more than GME's limit, and the queue's age will grow. Added to the invocation's own
+    metrics (one EMF line per invocation, every wait a value in it), not flushed per call."""
+    metrics.add_metric(
+        name=PACING_WAIT, unit=MetricUnit.Milliseconds, value=round(seconds * 1000, 1)
+    )
 
 
 def webhook_rejected(reason: str) -> None:

@@ -47,9 +47,11 @@ class RateLimitedGme:
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         on_throttle: Callable[[str], None] | None = None,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self._inner = inner
         self._on_throttle = on_throttle
+        self._on_wait = on_wait
         self._slots = slots
         self._reserve = reserve_seconds
         self._base = backoff_base
@@ -118,4 +120,6 @@ class RateLimitedGme:
         wait = start - self._clock()
         if wait > 0:
             self.stats["waited"] += 1
+            if self._on_wait is not None:  # pacing that holds workers back shows as latency
+                self._on_wait(wait)
             self._sleep(wait)

@@ -145,6 +145,7 @@ def test_metrics_for_each_outcome(stack: Stack, capsys: pytest.CaptureFixture[st
     worker.handler(sqs_event(third), stack.context("worker"))  # permanent
 
     counts = metric_counts(emf(capsys.readouterr().out))
+    counts.pop(("GmePacingWait", None), None)  # whether a call waited depends on timing here
     assert counts == {
         ("RecordingStarted", None): 2,
         ("DuplicateSuppressed", None): 1,
@@ -154,6 +155,34 @@ def test_metrics_for_each_outcome(stack: Stack, capsys: pytest.CaptureFixture[st
         ("Throttled", None): 1,
         ("GmeError", "UnsupportedOperation.ServiceNotOpened"): 1,
     }
+
+
+def pacing_waits(docs: list[dict[str, Any]]) -> list[float]:
+    waits: list[float] = []
+    for doc in docs:
+        value = doc.get("GmePacingWait")
+        if value is not None:
+            units = {m["Name"]: m["Unit"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+            assert units["GmePacingWait"] == "Milliseconds"
+            waits += value if isinstance(value, list) else [value]
+    return waits
+
+
+def test_time_waiting_for_a_gme_slot_is_a_metric(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One call per second per action: the second room's DescribeTaskInfo waits for its slot
+    # (StartRecord's comes due meanwhile, give or take a few milliseconds).
+    monkeypatch.setenv("GME_RATE_LIMIT_PER_SECOND", "1")
+    monkeypatch.setenv("GME_RATE_LIMIT_BURST", "1")
+    created = load_event("room-created.json")
+    for i in (1, 2):
+        room = {**created, "id": f"evt-pace-{i}", "room_id": f"ranked-pace-{i}"}
+        assert worker.handler(sqs_event(room), stack.context("worker")) == {"batchItemFailures": []}
+    waits = pacing_waits(emf(capsys.readouterr().out))
+    assert waits, "no GmePacingWait datapoint"
+    assert 500 < waits[0] <= 1000, waits
+    assert all(0 < w <= 1000 for w in waits), waits
 
 
 def test_tracing_is_off_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,4 +216,5 @@ def test_adopted_after_a_lost_answer_counts_once(
     worker.handler(event, stack.context("worker"))
     worker.handler(event, stack.context("worker"))  # redelivery adopts the running task
     counts = metric_counts(emf(capsys.readouterr().out))
+    counts.pop(("GmePacingWait", None), None)  # whether a call waited depends on timing here
     assert counts == {("GmeError", "ClientNetworkError"): 1, ("RecordingAdopted", None): 1}
