@@ -42,6 +42,10 @@ def record_handler(record: SQSRecord) -> Outcome:
     return outcome
 
 
+#: Failures with a reason of their own; anything else is a fault, logged with its traceback.
+EXPECTED = (InvalidEvent, RetryLater, IdempotencyAlreadyInProgressError, ItemFailed)
+
+
 def _reason(exc: BaseException | None) -> str:
     if isinstance(exc, InvalidEvent):
         return f"{exc.code}: {exc.message}"
@@ -70,9 +74,13 @@ def process_batch(
             outcome = result.model_dump(mode="json", exclude_defaults=True)
             report.append({"message_id": message_id, "ok": True, "outcome": outcome})
             continue
-        reason = _reason(next(failures, (None, None, None))[1])
+        exc = next(failures, (None, None, None))[1]
+        reason = _reason(exc)
         logger.set_correlation_id(message_id)
-        logger.warning("message failed", extra={"message_id": message_id, "reason": reason})
+        fault = exc if exc is not None and not isinstance(exc, EXPECTED) else None
+        logger.warning(
+            "message failed", extra={"message_id": message_id, "reason": reason}, exc_info=fault
+        )
         report.append({"message_id": message_id, "ok": False, "reason": reason})
     return dict(processor.response()), report
 

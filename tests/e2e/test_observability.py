@@ -218,3 +218,25 @@ def test_adopted_after_a_lost_answer_counts_once(
     counts = metric_counts(emf(capsys.readouterr().out))
     counts.pop(("GmePacingWait", None), None)  # whether a call waited depends on timing here
     assert counts == {("GmeError", "ClientNetworkError"): 1, ("RecordingAdopted", None): 1}
+
+
+def test_an_unexpected_fault_is_logged_with_its_traceback(
+    stack: Stack, logs: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("LEDGER_STORE", f"sqlite:///{blocker}/ledger.db")  # cannot be opened
+    response = worker.handler(sqs_event(load_event("room-created.json")), stack.context("worker"))
+    assert len(response["batchItemFailures"]) == 1
+    [line] = [d for d in lines(logs) if d["message"] == "message failed"]
+    assert line["reason"].startswith("error: ")
+    assert "Traceback" in line["exception"]  # what the operator needs to find the fault
+    assert stack.emulator.tasks() == []
+
+
+def test_an_expected_failure_is_logged_without_a_traceback(stack: Stack, logs: io.StringIO) -> None:
+    stack.emulator.fail_next("StartRecord", "InternalError")
+    worker.handler(sqs_event(load_event("room-created.json")), stack.context("worker"))
+    [line] = [d for d in lines(logs) if d["message"] == "message failed"]
+    assert line["reason"].startswith("retry: InternalError")
+    assert "exception" not in line
