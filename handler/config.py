@@ -77,6 +77,14 @@ class Settings(BaseModel):
             standard_webhook_key(secret.get_secret_value())  # raises on a malformed whsec_
         return value
 
+    @field_validator("idempotency_store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        from handler.adapters.stores import parse_store_url
+
+        parse_store_url(value)  # raises on a malformed URL (its message hides any password)
+        return value
+
     @field_validator("recording_policy")
     @classmethod
     def _policy_reference(cls, value: str) -> str:

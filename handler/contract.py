@@ -64,7 +64,10 @@ _COMMON: dict[int, tuple[str, type[BaseModel]]] = {
     413: ("body larger than MAX_BODY_BYTES", ErrorBody),
     415: ("Content-Type is not application/json", ErrorBody),
     422: ("a field is missing or invalid; `field` names it", ErrorBody),
-    503: ("not done yet (queue unavailable, GME retryable error); retry", ErrorBody),
+    503: (
+        "not done yet (queue unavailable, GME retryable error, misconfigured); retry",
+        ErrorBody,
+    ),
 }
 _RECORDED = (
     "inline mode: the outcome (started, adopted, skipped, stopped, ignored, failed)",

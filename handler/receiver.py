@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from handler import app, observability
 from handler.adapters.queue import QueueUnavailable
-from handler.config import Settings
+from handler.config import ConfigError, Settings
 from handler.domain.events import RoomEvent
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.retry import RetryLater
@@ -70,6 +70,16 @@ def _not_a_room_event(event: IgnoredEvent) -> Reply:
 
 
 def accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: bool) -> Reply:
+    try:
+        return _accept(route, headers, body, is_b64)
+    except ConfigError as exc:
+        # The message names the variable, never a value; the sender only learns to retry, and
+        # keeps its event until an operator fixes the configuration.
+        logger.error("configuration error", extra={"error": str(exc)})
+        return _retry("misconfigured", "the service is misconfigured; retry later")
+
+
+def _accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: bool) -> Reply:
     settings = app.settings()
     warn_unconfigured(settings)
     try:

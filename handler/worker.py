@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from handler import app, observability
+from handler.config import ConfigError
 from handler.domain.events import EventSource, RoomEvent
 from handler.domain.inbound import InvalidEvent, parse_json, parse_message
 from handler.domain.outcome import Outcome, OutcomeStatus
@@ -43,7 +44,7 @@ def record_handler(record: SQSRecord) -> Outcome:
 
 
 #: Failures with a reason of their own; anything else is a fault, logged with its traceback.
-EXPECTED = (InvalidEvent, RetryLater, IdempotencyAlreadyInProgressError, ItemFailed)
+EXPECTED = (InvalidEvent, RetryLater, IdempotencyAlreadyInProgressError, ItemFailed, ConfigError)
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -55,6 +56,8 @@ def _reason(exc: BaseException | None) -> str:
         return "retry: in_progress: another delivery of this room session is being processed"
     if isinstance(exc, ItemFailed):
         return f"failed: {exc}"
+    if isinstance(exc, ConfigError):  # names the variable, never its value
+        return f"retry: misconfigured: {exc}"
     return f"error: {type(exc).__name__}"
 
 
