@@ -77,6 +77,13 @@ def unconfigured_routes(settings: Settings) -> dict[Route, str]:
     return {route: KEY_SETTINGS[route] for route, values in keys.items() if not values}
 
 
+def trtc_keys_shared_across_apps(settings: Settings) -> bool:
+    """Several TRTC keys, one or more bound to no app: such a key verifies any app's requests,
+    so a body one app signed can be replayed under another app's `SdkAppId` header."""
+    keys = settings.trtc_keys()
+    return len(keys) > 1 and any(key.sdk_app_id is None for key in keys)
+
+
 def raw_body(body: str | None, is_base64_encoded: bool, limit: int) -> bytes:
     """The body exactly as the sender sent it (API Gateway base64-encodes binary bodies)."""
     text = body or ""

@@ -192,6 +192,22 @@ def test_unconfigured_routes_fail_closed_and_are_named_at_start(
     assert WEBHOOK_SECRET not in logged
 
 
+def test_several_trtc_keys_some_unbound_are_named_at_start(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TRTC_CALLBACK_KEY", f"{BIZ_ID}:{TRTC_KEY},test-suite-shared-trtc-key")
+    app.reset()
+    for _ in range(2):
+        call(stack, trtc_raw(json.dumps(trtc_doc()).encode()))
+    warnings = [r for r in caplog.records if "TRTC_CALLBACK_KEY" in r.getMessage()]
+    assert len(warnings) == 1  # once per configuration, not per request
+    assert warnings[0].levelname == "WARNING"
+    assert warnings[0].setting == "TRTC_CALLBACK_KEY"  # type: ignore[attr-defined]
+    assert "replayed" in warnings[0].getMessage()
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "test-suite" not in logged
+
+
 def test_error_bodies_never_echo_a_key(stack: Stack) -> None:
     doc = load_event("room-created.json")
     for request in (
