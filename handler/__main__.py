@@ -24,7 +24,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from handler.domain.signatures import sign_standard_webhook, sign_trtc, standard_webhook_key
+from handler.domain.signatures import (
+    TrtcCallbackKey,
+    sign_standard_webhook,
+    sign_trtc,
+    standard_webhook_key,
+)
 
 
 def _load(path: str) -> Any:
@@ -39,7 +44,7 @@ def _load(path: str) -> Any:
 def signed_request(body: bytes) -> tuple[str, bytes, dict[str, str]]:
     """Pick the route for a body and sign it, as its sender would now, with the configured (or
     local development) keys. TRTC bodies get a fresh `CallbackTs`, which their freshness check
-    reads from the body."""
+    reads from the body, and the first key that serves `TRTC_SDK_APP_ID`."""
     from handler.local import LOCAL_CALLBACK_KEY, LOCAL_WEBHOOK_SECRET
 
     try:
@@ -49,8 +54,10 @@ def signed_request(body: bytes) -> tuple[str, bytes, dict[str, str]]:
     headers = {"content-type": "application/json"}
     if isinstance(doc, dict) and "EventGroupId" in doc:
         body = json.dumps({**doc, "CallbackTs": int(time.time() * 1000)}).encode()
-        key = (os.environ.get("TRTC_CALLBACK_KEY") or LOCAL_CALLBACK_KEY).split(",")[0].strip()
         app_id = os.environ.get("TRTC_SDK_APP_ID", "1400000000")
+        entries = (os.environ.get("TRTC_CALLBACK_KEY") or LOCAL_CALLBACK_KEY).split(",")
+        keys = [TrtcCallbackKey.parse(entry.strip()) for entry in entries if entry.strip()]
+        key = next((k.key for k in keys if k.serves(app_id)), LOCAL_CALLBACK_KEY)
         headers.update(sign=sign_trtc(key, body), sdkappid=app_id)
         return "/v1/trtc/room-callbacks", body, headers
     secret = (os.environ.get("WEBHOOK_SECRETS") or LOCAL_WEBHOOK_SECRET).split(",")[0].strip()

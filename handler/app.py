@@ -38,6 +38,7 @@ def _secret_values(s: Settings) -> list[str]:
     listed = [v.get_secret_value() for v in (*s.webhook_secrets, *s.trtc_callback_keys)]
     listed += [v.get_secret_value() for v in s.gme_callback_keys]
     bare = [v.removeprefix("whsec_") for v in listed]  # the key without its prefix, too
+    bare += [k.key for k in s.trtc_keys()]  # a bound TRTC key without its `SDKAPPID:`
     return single + listed + bare
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from handler.adapters.secrets import is_reference
-from handler.domain.signatures import standard_webhook_key
+from handler.domain.signatures import TrtcCallbackKey, standard_webhook_key
 
 DEFAULT_POLICY = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", "policies", "default.yaml")
@@ -85,6 +85,16 @@ class Settings(BaseModel):
         parse_store_url(value)  # raises on a malformed URL (its message hides any password)
         return value
 
+    @field_validator("trtc_callback_keys")
+    @classmethod
+    def _trtc(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for position, entry in enumerate(value, 1):
+            try:
+                TrtcCallbackKey.parse(entry.get_secret_value())
+            except ValueError as exc:  # the entry's position, never its value
+                raise ValueError(f"entry {position}: {exc}") from None
+        return value
+
     @field_validator("recording_policy")
     @classmethod
     def _policy_reference(cls, value: str) -> str:
@@ -104,6 +114,10 @@ class Settings(BaseModel):
 
     def webhook_keys(self) -> list[bytes]:
         return [standard_webhook_key(s.get_secret_value()) for s in self.webhook_secrets]
+
+    def trtc_keys(self) -> list[TrtcCallbackKey]:
+        """`TRTC_CALLBACK_KEY` entries, each `SDKAPPID:key` (bound to that app) or `key`."""
+        return [TrtcCallbackKey.parse(s.get_secret_value()) for s in self.trtc_callback_keys]
 
     @classmethod
     def from_env(

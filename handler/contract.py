@@ -94,7 +94,11 @@ _HEADERS: dict[Route, list[tuple[str, str]]] = {
     ],
     Route.TRTC: [
         ("Sign", "base64(HMAC-SHA256(key, raw body))"),
-        ("SdkAppId", "TRTC SdkAppId, used as the GME BizId"),
+        (
+            "SdkAppId",
+            "TRTC SdkAppId, used as the GME BizId; a key bound to an app (TRTC_CALLBACK_KEY "
+            "entry SDKAPPID:key) verifies only that app's requests, else 401 bad_signature",
+        ),
     ],
     Route.GME_CALLBACK: [("Signature", "HMAC-SHA1(key, raw body), base64 or hex")],
 }

@@ -30,6 +30,7 @@ from handler.domain.inbound import (
 )
 from handler.domain.signatures import (
     SignatureRejected,
+    app_key,
     check_fresh,
     verify_gme_callback,
     verify_standard_webhook,
@@ -74,6 +75,13 @@ def unconfigured_routes(settings: Settings) -> dict[Route, str]:
         Route.GME_CALLBACK: settings.gme_callback_keys,
     }
     return {route: KEY_SETTINGS[route] for route, values in keys.items() if not values}
+
+
+def trtc_keys_shared_across_apps(settings: Settings) -> bool:
+    """Several TRTC keys, one or more bound to no app: such a key verifies any app's requests,
+    so a body one app signed can be replayed under another app's `SdkAppId` header."""
+    keys = settings.trtc_keys()
+    return len(keys) > 1 and any(key.sdk_app_id is None for key in keys)
 
 
 def raw_body(body: str | None, is_base64_encoded: bool, limit: int) -> bytes:
@@ -121,10 +129,10 @@ def _authenticated_parse(
         event = parse_room_event_v1(parse_json(body))
         return event.with_source(EventSource.WEBHOOK)
     if route is Route.TRTC:
-        verify_trtc(_values(settings.trtc_callback_keys), headers.get("sign", ""), body)
+        app_id = headers.get("sdkappid")
+        verify_trtc(settings.trtc_keys(), headers.get("sign", ""), body, app_id)
         doc = _object(parse_json(body))
         check_fresh(_timestamp(doc, "CallbackTs") / 1000, now, "CallbackTs")
-        app_id = headers.get("sdkappid")
         _check_app_id(doc, app_id)
         parsed = parse_trtc(doc, app_id)
         return parsed.with_source(EventSource.WEBHOOK) if isinstance(parsed, RoomEvent) else parsed
@@ -150,21 +158,15 @@ def _timestamp(doc: dict[str, Any], field: str) -> int:
 
 
 def _check_app_id(doc: dict[str, Any], header: str | None) -> None:
-    """A TRTC body that names its app must name the app of the `SdkAppId` header: one key may
-    be shared by several apps, and the header alone decides which BizId is recorded."""
+    """A TRTC body that names its app must name the app of the `SdkAppId` header: an unbound
+    key may be shared by several apps, and the header alone decides which BizId is recorded."""
     info = doc.get("EventInfo")
     claimed = [doc.get("SdkAppId")]
     if isinstance(info, dict):
         claimed.append(info.get("SdkAppId"))
     for value in claimed:
-        if value is not None and _app_key(value) != _app_key(header or ""):
+        if value is not None and app_key(value) != app_key(header or ""):
             raise SignatureRejected("sdk_app_id_mismatch", "SdkAppId header does not match body")
-
-
-def _app_key(value: object) -> str:
-    """Compare app ids as numbers when both are digits (`0140` is `140`), else as text."""
-    text = str(value).strip()
-    return str(int(text)) if text.isascii() and text.isdigit() and len(text) < 40 else text
 
 
 def _values(secrets: list[SecretStr]) -> list[str]:

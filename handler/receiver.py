@@ -22,7 +22,14 @@ from handler.config import ConfigError, Settings
 from handler.domain.events import RoomEvent
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.retry import RetryLater
-from handler.ingest import Rejected, Route, ingest, raw_body, unconfigured_routes
+from handler.ingest import (
+    Rejected,
+    Route,
+    ingest,
+    raw_body,
+    trtc_keys_shared_across_apps,
+    unconfigured_routes,
+)
 from handler.observability import logger
 
 RETRY_AFTER_SECONDS = "5"
@@ -42,9 +49,10 @@ def _retry(code: str, message: str) -> Reply:
 _warned_for: Settings | None = None  # held, not its id(): a new object may reuse an address
 
 
-def warn_unconfigured(settings: Settings) -> None:
+def warn_about_keys(settings: Settings) -> None:
     """Once per configuration: name the routes that refuse everything, and the setting that
-    would open each (never a value), so a missing key shows up at start-up, not as 401s."""
+    would open each, so a missing key shows up at start-up, not as 401s; and name the TRTC
+    setting when its keys leave a replay across apps open. Settings are named, never values."""
     global _warned_for
     if _warned_for is settings:
         return
@@ -54,6 +62,13 @@ def warn_unconfigured(settings: Settings) -> None:
         logger.warning(
             "webhook routes without a signing key refuse every request (fail closed)",
             extra={"routes": {route.value: name for route, name in missing.items()}},
+        )
+    if trtc_keys_shared_across_apps(settings):
+        logger.warning(
+            "TRTC_CALLBACK_KEY lists several keys, some bound to no SdkAppId: such a key verifies "
+            "every app's callbacks, so a body one app signed can be replayed within 300 s under "
+            "another app's SdkAppId header; write each key as SDKAPPID:key",
+            extra={"setting": "TRTC_CALLBACK_KEY"},
         )
 
 
@@ -81,7 +96,7 @@ def accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: b
 
 def _accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: bool) -> Reply:
     settings = app.settings()
-    warn_unconfigured(settings)
+    warn_about_keys(settings)
     try:
         raw = raw_body(body, is_b64, settings.max_body_bytes)
         event = ingest(route, headers, raw, settings)

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 TOLERANCE_SECONDS = 300
 
@@ -73,20 +74,64 @@ def verify_standard_webhook(
     raise SignatureRejected("bad_signature", "webhook-signature does not match any active key")
 
 
+def app_key(value: object) -> str:
+    """An app id as compared: as a number when it is digits (`0140` is `140`), else as text."""
+    text = str(value).strip()
+    return str(int(text)) if text.isascii() and text.isdigit() and len(text) < 40 else text
+
+
+@dataclass(frozen=True)
+class TrtcCallbackKey:
+    """A TRTC callback key, bound to one app or not. TRTC signs the body only, and the app is
+    named by the unsigned `SdkAppId` header; a key bound to its app verifies that app's requests
+    only, so a captured body cannot be replayed under another app's header. An unbound key
+    verifies any app's requests, as every key did before binding existed."""
+
+    key: str = field(repr=False)
+    sdk_app_id: int | None = None
+
+    @classmethod
+    def parse(cls, entry: str) -> TrtcCallbackKey:
+        """`SDKAPPID:key` (digits, then the first ':') is bound; anything else is an unbound key
+        taken as is, so keys holding a ':' after other text still work. Errors never show the
+        entry: it is a secret."""
+        prefix, colon, key = entry.partition(":")
+        prefix, key = prefix.strip(), key.strip()
+        if not colon or not prefix.isascii() or not prefix.isdigit():
+            return cls(entry)
+        # Length first: int() of a huge digit string is slow, or refused with its own message.
+        if len(prefix) > 30 or not 0 < int(prefix) < 2**63:
+            raise ValueError("the SdkAppId before ':' must be an integer in 1 … 2^63-1")
+        if not key:
+            raise ValueError("the key after 'SdkAppId:' is empty")
+        return cls(key, int(prefix))
+
+    def serves(self, sdk_app_id: str | None) -> bool:
+        """May this key verify a request whose `SdkAppId` header is `sdk_app_id`?"""
+        return self.sdk_app_id is None or app_key(sdk_app_id or "") == str(self.sdk_app_id)
+
+
 def sign_trtc(key: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def verify_trtc(keys: Iterable[str], sign: str, body: bytes) -> None:
-    """TRTC: `Sign` = base64(HMAC-SHA256(key, raw body))."""
+def verify_trtc(
+    keys: Iterable[TrtcCallbackKey], sign: str, body: bytes, sdk_app_id: str | None
+) -> None:
+    """TRTC: `Sign` = base64(HMAC-SHA256(key, raw body)), by a key that serves the app named
+    in the `SdkAppId` header. A valid signature by another app's key is `bad_signature` too:
+    telling the two apart would only confirm to a replayer that the body is genuine."""
     keys = list(keys)
     if not keys:
         raise SignatureRejected("not_configured", "this route has no signing key configured")
     if not sign:
         raise SignatureRejected("missing_signature", "the Sign header is required")
     given = _ascii(sign)
-    if not any(hmac.compare_digest(given, sign_trtc(k, body).encode()) for k in keys):
-        raise SignatureRejected("bad_signature", "Sign does not match any active key")
+    if not any(
+        k.serves(sdk_app_id) and hmac.compare_digest(given, sign_trtc(k.key, body).encode())
+        for k in keys
+    ):
+        raise SignatureRejected("bad_signature", "Sign does not match any key for this SdkAppId")
 
 
 def verify_gme_callback(keys: Iterable[str], signature: str, body: bytes) -> None:

@@ -120,6 +120,14 @@ def test_invoke_webhook_resigned_sample(tmp_path: Path) -> None:
     assert out["body"]["status"] == "started"
 
 
+def test_invoke_webhook_resigns_with_the_key_bound_to_the_app(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "TRTC_CALLBACK_KEY": "1400000001:other-app-key,1400000000:app-key"}
+    result = _cli("invoke", "webhook", "events/http-trtc-room-created.json", "--sign", env=env)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["statusCode"], out["body"]["status"]) == (200, "started")
+
+
 def test_check_policy_exit_codes(tmp_path: Path) -> None:
     env = _env(tmp_path)
     ok = _cli("check-policy", "policies/default.yaml", env=env)

@@ -7,15 +7,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
-from handler import observability, webhook, worker
+from handler import app, observability, webhook, worker
+from handler.domain.signatures import sign_trtc
+from handler.local import http_event
 from handler.observability import logger
-from tests.conftest import GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event, sqs_event
+from tests.conftest import BIZ_ID, GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event, sqs_event
 
 SECRETS = [
     WEBHOOK_SECRET,
@@ -127,6 +130,25 @@ def test_a_secret_value_is_masked_anywhere_in_a_line(stack: Stack, logs: io.Stri
     assert line["sign"] == "***"
     assert DEFAULT_SECRET_KEY not in json.dumps(line)
     assert "cannot sign with ***" in line["exception"]
+
+
+def test_a_bound_trtc_key_is_masked_without_its_app_prefix(
+    stack: Stack, logs: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "test-suite-key-bound-to-its-app"  # registered by no other test: this one can fail
+    monkeypatch.setenv("TRTC_CALLBACK_KEY", f"{BIZ_ID}:{key}")
+    app.reset()
+    doc = {**load_event("trtc-room-created.json"), "CallbackTs": int(time.time() * 1000)}
+    raw = json.dumps(doc).encode()
+    headers = {"content-type": "application/json", "sign": sign_trtc(key, raw)}
+    request = http_event(
+        "POST", "/v1/trtc/room-callbacks", {**headers, "sdkappid": str(BIZ_ID)}, raw
+    )
+    assert webhook.handler(request, stack.context("webhook"))["statusCode"] == 200
+    logger.warning("oops", extra={"detail": f"used {key} for {BIZ_ID}"})
+    [line] = [d for d in lines(logs) if d["message"] == "oops"]
+    assert line["detail"] == f"used *** for {BIZ_ID}"
+    assert key not in logs.getvalue()
 
 
 def test_metrics_for_each_outcome(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:

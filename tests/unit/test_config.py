@@ -176,3 +176,38 @@ def test_require_credentials_returns_id_key_and_optional_token() -> None:
     assert Settings.from_env(base).require_credentials() == ("id", "key", None)
     with_token = {**base, "TENCENTCLOUD_SESSION_TOKEN": "tok"}
     assert Settings.from_env(with_token).require_credentials() == ("id", "key", "tok")
+
+
+def test_trtc_keys_bound_and_unbound_are_read_in_order() -> None:
+    s = Settings.from_env({"TRTC_CALLBACK_KEY": "1400000000:key-a, shared-key ,0140:key:b"})
+    assert [(k.sdk_app_id, k.key) for k in s.trtc_keys()] == [
+        (1400000000, "key-a"),
+        (None, "shared-key"),
+        (140, "key:b"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "position"),
+    [
+        ("140:", 1),
+        ("good-key,140:  ", 2),
+        ("0:key-value", 1),
+        ("key-one,key-two,99999999999999999999:x", 3),
+    ],
+)
+def test_malformed_trtc_entry_names_the_variable_and_position_not_the_value(
+    value: str, position: int
+) -> None:
+    message = config_error({"TRTC_CALLBACK_KEY": value})
+    assert message.startswith("invalid configuration: TRTC_CALLBACK_KEY: ")
+    assert f"entry {position}:" in message
+    for part in value.split(","):
+        assert part.strip() not in message
+    assert "trtc_callback_keys" not in message
+
+
+def test_bound_trtc_keys_do_not_leak_through_repr() -> None:
+    s = Settings.from_env({"TRTC_CALLBACK_KEY": "140:bound-key-value,unbound-key-value"})
+    text = repr(s) + str(s) + s.model_dump_json() + repr(s.trtc_keys())
+    assert "bound-key-value" not in text

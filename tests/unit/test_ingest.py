@@ -273,6 +273,55 @@ def test_rejections_never_echo_keys(settings: Settings) -> None:
         assert key not in text
 
 
+# --- TRTC keys bound to their app ----------------------------------------------------------
+
+KEY_A, KEY_B, SHARED = "key-of-app-1400000000", "key-of-app-1400000001", "shared-trtc-key"
+
+
+def bound_settings(value: str) -> Settings:
+    return Settings.from_env({"TRTC_CALLBACK_KEY": value})
+
+
+def signed_by(key: str, body: bytes, app_id: str) -> dict[str, str]:
+    return {"content-type": "application/json", "Sign": sign_trtc(key, body), "SdkAppId": app_id}
+
+
+def test_bound_key_accepts_its_own_app_compared_as_numbers() -> None:
+    settings = bound_settings(f"1400000000:{KEY_A},1400000001:{KEY_B}")
+    body = trtc_body()
+    for header in ("1400000000", "01400000000", " 1400000000 "):
+        event = ingest(Route.TRTC, signed_by(KEY_A, body, header), body, settings, now=NOW)
+        assert isinstance(event, RoomEvent)
+        assert event.biz_id == 1400000000
+
+
+def test_captured_body_replayed_under_another_apps_header_is_401_bad_signature() -> None:
+    settings = bound_settings(f"1400000000:{KEY_A},1400000001:{KEY_B}")
+    body = trtc_body()  # names no app: only the key binding can tell the replay apart
+    assert b"SdkAppId" not in body
+    exc = refused(Route.TRTC, signed_by(KEY_A, body, "1400000001"), body, settings)
+    assert (exc.status, exc.code) == (401, "bad_signature")
+    assert KEY_A not in json.dumps(exc.body())
+
+
+def test_request_without_sdk_app_id_is_401_when_every_key_is_bound() -> None:
+    body = trtc_body()
+    headers = {"content-type": "application/json", "Sign": sign_trtc(KEY_A, body)}
+    exc = refused(Route.TRTC, headers, body, bound_settings(f"1400000000:{KEY_A}"))
+    assert (exc.status, exc.code) == (401, "bad_signature")
+
+
+def test_unbound_key_in_a_mixed_list_still_verifies_every_app() -> None:
+    settings = bound_settings(f"1400000000:{KEY_A},{SHARED}")
+    body = trtc_body()
+    for header in ("1400000000", "1400000001"):
+        event = ingest(Route.TRTC, signed_by(SHARED, body, header), body, settings, now=NOW)
+        assert isinstance(event, RoomEvent)
+        assert event.biz_id == int(header)
+    exc = refused(Route.TRTC, signed_by(KEY_A, body, "1400000001"), body, settings)
+    assert exc.code == "bad_signature"
+
+
 # --- parsing refusals ----------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from handler.domain.signatures import (
     SignatureRejected,
+    TrtcCallbackKey,
     check_fresh,
     sign_standard_webhook,
     sign_trtc,
@@ -188,7 +189,8 @@ def test_no_keys_is_not_configured_for_every_format() -> None:
     assert rejected(lambda: verify_standard_webhook([], headers(), BODY, NOW)).code == (
         "not_configured"
     )
-    assert rejected(lambda: verify_trtc([], sign_trtc("k", BODY), BODY)).code == "not_configured"
+    trtc = sign_trtc("k", BODY)
+    assert rejected(lambda: verify_trtc([], trtc, BODY, "140")).code == "not_configured"
     assert rejected(lambda: verify_gme_callback([], "sig", BODY)).code == "not_configured"
 
 
@@ -225,10 +227,14 @@ def test_trtc_sign_is_base64_hmac_sha256_of_the_raw_body() -> None:
     assert sign_trtc(TRTC_KEY, BODY) == trtc_sign(TRTC_KEY, BODY)
 
 
+def unbound(*keys: str) -> list[TrtcCallbackKey]:
+    return [TrtcCallbackKey(k) for k in keys]
+
+
 def test_trtc_verifies_with_any_active_key() -> None:
-    verify_trtc([TRTC_KEY], trtc_sign(TRTC_KEY, BODY), BODY)
-    verify_trtc(["new-key", TRTC_KEY], trtc_sign(TRTC_KEY, BODY), BODY)
-    verify_trtc([TRTC_KEY], " " + trtc_sign(TRTC_KEY, BODY) + "\n", BODY)
+    verify_trtc(unbound(TRTC_KEY), trtc_sign(TRTC_KEY, BODY), BODY, "140")
+    verify_trtc(unbound("new-key", TRTC_KEY), trtc_sign(TRTC_KEY, BODY), BODY, "140")
+    verify_trtc(unbound(TRTC_KEY), " " + trtc_sign(TRTC_KEY, BODY) + "\n", BODY, "140")
 
 
 @pytest.mark.parametrize(
@@ -242,9 +248,82 @@ def test_trtc_verifies_with_any_active_key() -> None:
     ],
 )
 def test_trtc_refusals(sign: str, body: bytes, code: str) -> None:
-    exc = rejected(lambda: verify_trtc([TRTC_KEY], sign, body))
+    exc = rejected(lambda: verify_trtc(unbound(TRTC_KEY), sign, body, "140"))
     assert exc.code == code
     assert TRTC_KEY not in str(exc)
+
+
+# --- TRTC keys bound to their app ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "app"),
+    [
+        ("140:k-140", "k-140", 140),
+        ("0140:k-140", "k-140", 140),
+        (" 140 : k-140 ", "k-140", 140),
+        ("140:k:with:colons", "k:with:colons", 140),  # split on the first ':' only
+        ("plain-key", "plain-key", None),
+        ("abc:def", "abc:def", None),  # no digits before ':': an unbound key, as before
+        (":starts-with-colon", ":starts-with-colon", None),
+        ("14a0:k", "14a0:k", None),
+        ("\u0661\u0664\u0660:k", "\u0661\u0664\u0660:k", None),  # non-ASCII digits are not an app
+    ],
+)
+def test_trtc_key_entries_parse_bound_or_unbound(entry: str, key: str, app: int | None) -> None:
+    parsed = TrtcCallbackKey.parse(entry)
+    assert (parsed.key, parsed.sdk_app_id) == (key, app)
+
+
+@pytest.mark.parametrize(
+    "entry", ["140:", "140:   ", "0:k", "9223372036854775808:k", "9" * 5000 + ":k"]
+)
+def test_malformed_bound_entries_are_refused_without_echoing_them(entry: str) -> None:
+    with pytest.raises(ValueError, match="SdkAppId") as info:
+        TrtcCallbackKey.parse(entry)
+    assert entry.strip() not in str(info.value)
+
+
+def test_a_parsed_key_never_shows_in_its_repr() -> None:
+    assert "super-secret-trtc" not in repr(TrtcCallbackKey.parse("140:super-secret-trtc"))
+    assert "super-secret-trtc" not in repr(TrtcCallbackKey.parse("super-secret-trtc"))
+
+
+@pytest.mark.parametrize(
+    ("header", "serves"),
+    [("140", True), ("0140", True), (" 140 ", True), ("141", False), ("14", False),
+     ("1400", False), ("", False), (None, False), ("+140", False), ("140.0", False)],
+)  # fmt: skip
+def test_a_bound_key_serves_its_app_only_compared_as_numbers(
+    header: str | None, serves: bool
+) -> None:
+    assert TrtcCallbackKey("k", 140).serves(header) is serves
+    assert TrtcCallbackKey("k").serves(header)  # unbound: every app, and no header at all
+
+
+def test_a_bound_key_verifies_its_own_app() -> None:
+    keys = [TrtcCallbackKey("k-140", 140), TrtcCallbackKey("k-141", 141)]
+    verify_trtc(keys, trtc_sign("k-140", BODY), BODY, "140")
+    verify_trtc(keys, trtc_sign("k-141", BODY), BODY, "0141")
+
+
+@pytest.mark.parametrize("header", ["141", "142", "", None])
+def test_a_valid_signature_under_another_apps_header_is_bad_signature(header: str | None) -> None:
+    """The replay: app 140's genuine signature over the body, sent with another SdkAppId."""
+    keys = [TrtcCallbackKey("k-140", 140), TrtcCallbackKey("k-141", 141)]
+    exc = rejected(lambda: verify_trtc(keys, trtc_sign("k-140", BODY), BODY, header))
+    assert exc.code == "bad_signature"
+    assert "k-14" not in str(exc)
+
+
+def test_mixed_keys_an_unbound_key_still_verifies_any_app() -> None:
+    keys = [TrtcCallbackKey("k-140", 140), TrtcCallbackKey("shared")]
+    verify_trtc(keys, trtc_sign("shared", BODY), BODY, "141")
+    verify_trtc(keys, trtc_sign("shared", BODY), BODY, None)
+    verify_trtc(keys, trtc_sign("k-140", BODY), BODY, "140")
+    assert rejected(lambda: verify_trtc(keys, trtc_sign("k-140", BODY), BODY, "141")).code == (
+        "bad_signature"
+    )
 
 
 # --- GME recording callback ----------------------------------------------------------------

@@ -192,6 +192,46 @@ def test_unconfigured_routes_fail_closed_and_are_named_at_start(
     assert WEBHOOK_SECRET not in logged
 
 
+OTHER_APP = BIZ_ID + 1
+
+
+def test_trtc_body_replayed_under_another_apps_header_is_refused_when_keys_are_bound(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(
+        "TRTC_CALLBACK_KEY", f"{BIZ_ID}:{TRTC_KEY},{OTHER_APP}:test-suite-other-app-key"
+    )
+    app.reset()
+    raw = json.dumps(trtc_doc()).encode()
+    assert b"SdkAppId" not in raw  # the body names no app: only the key's binding can tell
+    captured = trtc_raw(raw)  # genuinely signed by BIZ_ID's key, for BIZ_ID
+    replayed = {**captured, "headers": {**captured["headers"], "sdkappid": f"0{OTHER_APP}"}}
+    refused(stack, replayed, 401, "bad_signature")
+    status, body, _ = call(stack, captured)  # the same request under its own app is recorded
+    assert (status, body["status"], body["biz_id"]) == (200, "started", BIZ_ID)
+    assert [c.biz_id for c in stack.emulator.calls("StartRecord")] == [BIZ_ID]
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "webhook rejected" in logged
+    assert "test-suite" not in logged  # no key value anywhere in the log
+    assert not [r for r in caplog.records if "TRTC_CALLBACK_KEY" in r.getMessage()]
+
+
+def test_several_trtc_keys_some_unbound_are_named_at_start(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TRTC_CALLBACK_KEY", f"{BIZ_ID}:{TRTC_KEY},test-suite-shared-trtc-key")
+    app.reset()
+    for _ in range(2):
+        call(stack, trtc_raw(json.dumps(trtc_doc()).encode()))
+    warnings = [r for r in caplog.records if "TRTC_CALLBACK_KEY" in r.getMessage()]
+    assert len(warnings) == 1  # once per configuration, not per request
+    assert warnings[0].levelname == "WARNING"
+    assert warnings[0].setting == "TRTC_CALLBACK_KEY"  # type: ignore[attr-defined]
+    assert "replayed" in warnings[0].getMessage()
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "test-suite" not in logged
+
+
 def test_error_bodies_never_echo_a_key(stack: Stack) -> None:
     doc = load_event("room-created.json")
     for request in (
