@@ -6,8 +6,8 @@ baselines are sampled round-robin, R times each, so that machine noise spreads e
 medians are compared. One untimed round first makes sure every ``.pyc`` is fresh.
 
 Baselines, the packages each entry needs anyway:
-  webhook   Powertools Logger + event_handler + idempotency, pydantic, yaml, Tencent GME client
-  worker    Powertools Logger + batch + idempotency, pydantic, yaml, Tencent GME client
+  webhook   Powertools Logger + event_handler + idempotency, pydantic with one model built
+  worker    Powertools Logger + batch + idempotency, pydantic with one model built
   scheduler Powertools Logger
 
 Like for like: every entry module runs its init phase with the cyclic collector paused and
@@ -16,6 +16,15 @@ same statements wrapped in `gc.disable()` ... `gc.freeze(); gc.enable()`; the po
 few young collections out of the baselines too, which makes the ratio stricter, not looser.
 The ratio against the baselines with the collector on (each package imported as it would be
 on its own) is printed for information.
+
+Stack depth. CPython 3.12 keeps frames in 16 KiB chunks and frees a chunk as soon as its first
+frame returns, so code that keeps calling across a chunk boundary maps and unmaps memory on
+every call. Where the boundaries fall depends on how deep the import starts: measured here,
+urllib3's regular expressions (loaded by Powertools idempotency through boto3) took 7.6 ms at
+most depths and 20-50 ms at a few (strace: 2,400 extra mmap/munmap pairs). A one-line import at
+module level of `-c` happens to hit one of those for the webhook and not for its baseline. So
+each sample runs its statements inside a function called 0 .. DEPTHS-1 frames down, sample i
+at depth i mod DEPTHS, the same for entry and baseline, and the median is taken over them.
 
 The handler builds the GME client lazily, on the first event, so an entry module's import may
 not load the SDK at all; the output says which baseline packages each import really loaded, and
@@ -79,11 +88,19 @@ WATCHED = {
 }
 
 
-def snippet(statements: str) -> str:
-    """The timed program: the brief's one-liner, plus a second line naming what got loaded."""
+#: Stack depths the samples rotate over (see the module docstring, "Stack depth").
+DEPTHS = 8
+
+
+def snippet(statements: str, depth: int = 0) -> str:
+    """The timed program: the statements inside a function called `depth` frames down, plus a
+    line naming what got loaded."""
     watched = json.dumps(WATCHED)
     return (
-        f"import time; t=time.perf_counter(); {statements}; print(time.perf_counter()-t)\n"
+        "import time\n"
+        f"def timed():\n    t = time.perf_counter(); {statements}; return time.perf_counter() - t\n"
+        "def at(depth):\n    return at(depth - 1) if depth else timed()\n"
+        f"print(at({depth}))\n"
         f"import sys, json; w = {watched}\n"
         "print(json.dumps([v for k, v in w.items() if k in sys.modules]))"
     )
@@ -93,9 +110,9 @@ def snippet(statements: str) -> str:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run_once(statements: str) -> tuple[float, list[str]]:
+def run_once(statements: str, depth: int = 0) -> tuple[float, list[str]]:
     done = subprocess.run(
-        [sys.executable, "-c", snippet(statements)],
+        [sys.executable, "-c", snippet(statements, depth)],
         cwd=ROOT,
         env=ENV,
         capture_output=True,
@@ -110,7 +127,7 @@ def run_once(statements: str) -> tuple[float, list[str]]:
 
 def main(argv: list[str] | None = None) -> list[Result]:
     parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=__doc__)
-    parser.add_argument("-r", "--runs", type=int, default=env_int("BENCH_COLDSTART_RUNS", 7))
+    parser.add_argument("-r", "--runs", type=int, default=env_int("BENCH_COLDSTART_RUNS", DEPTHS))
     args = parser.parse_args(argv)
 
     programs: dict[str, str] = {}
@@ -127,9 +144,9 @@ def main(argv: list[str] | None = None) -> list[Result]:
             programs[f"with-sdk:{module}"] = f"import {module}; {SDK}"
 
     samples: dict[str, list[float]] = {name: [] for name in programs}
-    for _ in range(args.runs):
+    for run in range(args.runs):
         for name, statements in programs.items():
-            seconds, names = run_once(statements)
+            seconds, names = run_once(statements, depth=run % DEPTHS)
             samples[name].append(seconds)
             loaded[name] = names
 

@@ -97,9 +97,12 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 class Generator:
-    def __init__(self, seed: int, now: float) -> None:
+    def __init__(self, seed: int, now: float, trtc_key_bound: bool = False) -> None:
+        """`trtc_key_bound`: the webhook's TRTC key is configured as `BIZ_ID:key`, so only
+        requests whose SdkAppId header is BIZ_ID may be accepted on the TRTC route."""
         self.rng = random.Random(seed)
         self.now = int(now)
+        self.trtc_key_bound = trtc_key_bound
         self.operations = [
             (path, method, op) for path, ops in DOC["paths"].items() for method, op in ops.items()
         ]
@@ -322,9 +325,12 @@ class Generator:
             event["isBase64Encoded"] = True  # the flag lies
             signing = "lying_base64"
         rightful = signing == "good" or (
-            # TRTC signs the body only: a SdkAppId header the body does not contradict is the
-            # sender's word (the other routes have no such header, so their signature is good).
-            signing == "wrong_app_id" and not _names_app(doc)
+            # TRTC signs the body only: with an unbound key, a SdkAppId header the body does not
+            # contradict is the sender's word (the other routes have no such header, so their
+            # signature is good); a key bound to BIZ_ID verifies BIZ_ID's requests only.
+            signing == "wrong_app_id"
+            and not _names_app(doc)
+            and not (self.trtc_key_bound and path == "/v1/trtc/room-callbacks")
         )
         case = Case(
             index, path, "POST", event, rightful, f"{signing}:{'mutated' if mutated else 'sample'}"

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from handler import webhook
+from handler import app, webhook
 from handler.local import LocalContext, _Handler
-from tests.conftest import Stack
+from tests.conftest import BIZ_ID, TRTC_KEY, Stack
 from tests.webhook.conftest import Queue
 from tests.webhook.hostile import Case, Generator, documented_statuses
 
@@ -43,12 +43,9 @@ def check(case: Case, status: int, body: bytes | str) -> dict[str, Any]:
     return answer
 
 
-def test_generated_requests_through_the_lambda_entry(
-    stack: Stack, queue: Queue, capsys: pytest.CaptureFixture[str]
-) -> None:
-    total = _count("HOSTILE_REQUESTS", 10_000)
-    seed = _count("HOSTILE_SEED", 20261123)
-    generator = Generator(seed, time.time())
+def _run_through_lambda_entry(
+    generator: Generator, total: int, queue: Queue
+) -> tuple[Counter[int], Counter[str], float]:
     statuses: Counter[int] = Counter()
     codes: Counter[str] = Counter()
     fresh_accepts = 0
@@ -61,17 +58,41 @@ def test_generated_requests_through_the_lambda_entry(
         codes[answer.get("code") or answer.get("status", "")] += 1
         if result["statusCode"] == 202 and not answer.get("duplicate"):
             fresh_accepts += 1
-    elapsed = time.perf_counter() - began
+    assert len(queue.receive_all()) == fresh_accepts
+    # The run must exercise both sides: real acceptances and the main refusals.
+    assert statuses[202] > 0
+    assert {400, 401, 413, 415, 422} <= set(statuses)
+    return statuses, codes, time.perf_counter() - began
+
+
+def test_generated_requests_through_the_lambda_entry(
+    stack: Stack, queue: Queue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    total = _count("HOSTILE_REQUESTS", 10_000)
+    seed = _count("HOSTILE_SEED", 20261123)
+    statuses, codes, elapsed = _run_through_lambda_entry(Generator(seed, time.time()), total, queue)
     with capsys.disabled():  # the count run is part of the proof: always shown
         print(
             f"\nhostile run: {total} generated requests (seed {seed}) in {elapsed:.1f} s; "
             f"statuses {dict(sorted(statuses.items()))}; top codes {codes.most_common(8)}"
         )
     assert stack.emulator.calls() == []
-    assert len(queue.receive_all()) == fresh_accepts
-    # The run must exercise both sides: real acceptances and the main refusals.
-    assert statuses[202] > 0
-    assert {400, 401, 413, 415, 422} <= set(statuses)
+
+
+def test_generated_requests_with_the_trtc_key_bound_to_its_app(
+    stack: Stack, queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same run with `TRTC_CALLBACK_KEY=BIZ_ID:key`: a TRTC body signed for BIZ_ID and sent
+    under another SdkAppId header is never accepted, whatever the body says."""
+    monkeypatch.setenv("TRTC_CALLBACK_KEY", f"{BIZ_ID}:{TRTC_KEY}")
+    app.reset()
+    total = _count("HOSTILE_REQUESTS", 10_000) // 5
+    seed = _count("HOSTILE_SEED", 20261123) + 2
+    _, codes, _ = _run_through_lambda_entry(
+        Generator(seed, time.time(), trtc_key_bound=True), total, queue
+    )
+    assert codes["bad_signature"] > 0
+    assert stack.emulator.calls() == []
 
 
 @pytest.fixture
