@@ -57,9 +57,11 @@ THROTTLED = "Throttled"
 WEBHOOK_REJECTED = "WebhookRejected"  # dimension: reason
 PACING_WAIT = "GmePacingWait"  # milliseconds a GME call waited for its fleet-wide slot
 
-_secret_values: set[str] = set()
+#: Every form a registered secret can take in a serialized line: as is, and JSON-escaped.
+_secret_forms: set[str] = set()
 
 
+@functools.lru_cache(maxsize=4096)  # a line's keys are nearly always the same few names
 def is_sensitive(name: str) -> bool:
     lowered = name.lower()
     return lowered in SENSITIVE_NAMES or any(part in lowered for part in SENSITIVE_PARTS)
@@ -68,14 +70,22 @@ def is_sensitive(name: str) -> bool:
 def register_secrets(values: Iterable[str | None]) -> None:
     """Remember secret values so no log line can carry them. Very short values are ignored:
     masking every "1" in every line would hide more than it protects."""
-    _secret_values.update(v for v in values if v and len(v) >= 6)
+    for value in values:
+        if value and len(value) >= 6:
+            _secret_forms.update((value, json.dumps(value)[1:-1]))
+
+
+_SCALARS = (str, int, float, type(None))
 
 
 def redact(value: Any) -> Any:
-    """Mask sensitive keys at any depth (headers, extras, nested events)."""
-    if isinstance(value, Mapping):
+    """Mask sensitive keys at any depth (headers, extras, nested events). Runs on every log
+    line, so the common cases (scalars, plain dicts) are tested first."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, dict | Mapping):
         return {
-            k: (MASK if isinstance(k, str) and is_sensitive(k) and v else redact(v))
+            k: (MASK if isinstance(k, str) and v and is_sensitive(k) else redact(v))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
@@ -84,10 +94,9 @@ def redact(value: Any) -> Any:
 
 
 def mask_secret_values(text: str) -> str:
-    for secret in _secret_values:
-        for form in (secret, json.dumps(secret)[1:-1]):
-            if form in text:
-                text = text.replace(form, MASK)
+    for form in _secret_forms:
+        if form in text:
+            text = text.replace(form, MASK)
     return text
 
 
