@@ -71,6 +71,11 @@ class Moto:
 
         return boto3.client(service, endpoint_url=self.url, region_name="eu-west-1", **_keys())
 
+    def resource(self, service: str) -> Any:
+        import boto3
+
+        return boto3.resource(service, endpoint_url=self.url, region_name="eu-west-1", **_keys())
+
 
 def _keys() -> dict[str, str]:
     return {

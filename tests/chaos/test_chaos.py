@@ -1,11 +1,15 @@
 """Chaos: duplicates, concurrent workers, a killed worker and a misbehaving GME, all at once.
 
-500 room sessions (some the policy records, some it skips), each delivered three times, plus a
-few poison messages, go through a real queue (SQS on moto_server, visibility timeout and a DLQ
-redrive) to five worker processes running the real ``handler.worker.process_batch`` with the real
-SQLite store and the real SDK against one emulator that enforces GME's 20 requests per second
-and injects InternalError, RequestLimitExceeded, lost answers after the call was executed and
-answers slower than the client timeout. One worker is SIGKILLed in the middle of a batch.
+Room sessions (some the policy records, some it skips), each delivered three times, plus a few
+poison messages, go through a real queue (SQS on moto_server, visibility timeout and a DLQ
+redrive) to five worker processes running the real ``handler.worker.process_batch`` and the
+real SDK against one emulator that enforces GME's 20 requests per second and injects
+InternalError, RequestLimitExceeded, lost answers after the call was executed and answers slower
+than the client timeout. One worker is SIGKILLed in the middle of a batch.
+
+Twice: 500 sessions with the embedded stores (SQLite idempotency, pacing and ledger files), and
+150 with the deployed ones (DynamoDB idempotency table, pacing items and ledger table on
+moto_server, which costs some 40 ms per event, hence the smaller run).
 
 The books must balance: every recorded session has exactly one task and every delivery of it
 that succeeded reports that task; skipped sessions have none; every message is either done
@@ -31,16 +35,16 @@ import pytest
 
 from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, GmeEmulator
 from tests.conftest import ROOT
-from tests.servers import AWS_ENV
+from tests.servers import AWS_ENV, create_idempotency_table
 
-SESSIONS = 500
+#: Per store family: (room sessions, seconds into the run the worker is killed).
+SCALE = {"sqlite": (500, 8.0), "dynamodb": (150, 5.0)}
 DELIVERIES = 3
 POISON = 8
 BIZ_IDS = (1400000101, 1400000102, 1400000103)  # GME limits per BizId: three schedules
 WORKERS = 5  # one is killed, so at least four keep running
 BATCH_SIZE = 10  # Lambda's default for SQS
 FEED_DEPTH = 80  # messages kept in the queue (visible or in flight) while feeding
-KILL_AFTER = 8  # seconds into the run
 VISIBILITY_TIMEOUT = 6  # >= the function timeout, as AWS advises
 FUNCTION_TIMEOUT_MS = 4000  # the fake context's remaining time: in-progress locks last this
 RETRY_DELAY = 1  # failed messages come back after this (ChangeMessageVisibility)
@@ -114,17 +118,35 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
+def store_environment(store: str, moto: Any, tmp_path: Path) -> dict[str, str]:
+    """The workers' store settings, with the DynamoDB tables created as the deployment does."""
+    if store == "sqlite":  # the ledger defaults to a file beside this one
+        return {"IDEMPOTENCY_STORE": f"sqlite:///{tmp_path}/idempotency.db"}
+    from handler.adapters.ledger_dynamodb import DynamoDBLedger
+
+    suffix = uuid.uuid4().hex[:8]
+    create_idempotency_table(moto, f"chaos-idem-{suffix}")
+    DynamoDBLedger(f"chaos-ledger-{suffix}", client=moto.resource("dynamodb")).create_table()
+    return {
+        "IDEMPOTENCY_STORE": f"dynamodb://chaos-idem-{suffix}",
+        "LEDGER_STORE": f"dynamodb://chaos-ledger-{suffix}",
+        "AWS_ENDPOINT_URL_DYNAMODB": moto.url,
+    }
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_chaos_every_room_once_nothing_lost(moto: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", sorted(SCALE))
+def test_chaos_every_room_once_nothing_lost(moto: Any, tmp_path: Path, store: str) -> None:
+    sessions, kill_after = SCALE[store]
     rng = random.Random(20261123)
     sqs = moto.client("sqs")
     url, arn, dlq_url = make_queues(moto)
-    recorded = {i: rng.random() < 0.6 for i in range(SESSIONS)}
-    biz_of = {i: BIZ_IDS[i % len(BIZ_IDS)] for i in range(SESSIONS)}
+    recorded = {i: rng.random() < 0.6 for i in range(sessions)}
+    biz_of = {i: BIZ_IDS[i % len(BIZ_IDS)] for i in range(sessions)}
     bodies = [
         json.dumps(room_event(i, biz_of[i], recorded[i], d))
-        for i in range(SESSIONS)
+        for i in range(sessions)
         for d in range(DELIVERIES)
     ]
     bodies += ['{"version": 1, "type": "room.created"'] * (POISON // 2)  # not JSON
@@ -156,7 +178,7 @@ def test_chaos_every_room_once_nothing_lost(moto: Any, tmp_path: Path) -> None:
             "TENCENTCLOUD_SECRET_ID": DEFAULT_SECRET_ID,
             "TENCENTCLOUD_SECRET_KEY": DEFAULT_SECRET_KEY,
             "GME_TIMEOUT_SECONDS": "1",
-            "IDEMPOTENCY_STORE": f"sqlite:///{tmp_path}/idempotency.db",
+            **store_environment(store, moto, tmp_path),
             "RECORDING_POLICY": str(ROOT / "policies" / "default.yaml"),
             "CHAOS_QUEUE_URL": url,
             "CHAOS_QUEUE_ARN": arn,
@@ -185,7 +207,7 @@ def test_chaos_every_room_once_nothing_lost(moto: Any, tmp_path: Path) -> None:
                 if not unsent and queue_depth(sqs, url) == 0:
                     break
                 # Kill worker 0 in the middle of a batch, a few seconds into the run.
-                if victim.returncode is None and time.monotonic() - began > KILL_AFTER:
+                if victim.returncode is None and time.monotonic() - began > kill_after:
                     lines = read_log(logs[0])
                     if lines and "batch" in lines[-1]:
                         victim.send_signal(signal.SIGKILL)
@@ -220,7 +242,7 @@ def test_chaos_every_room_once_nothing_lost(moto: Any, tmp_path: Path) -> None:
 
     # Exactly one task per recorded session, none for skipped ones.
     per_room = Counter(t.room_id for t in tasks)
-    want = {f"ranked-chaos-{i}" for i in range(SESSIONS) if recorded[i]}
+    want = {f"ranked-chaos-{i}" for i in range(sessions) if recorded[i]}
     assert set(per_room) == want
     assert set(per_room.values()) == {1}
     task_of = {t.room_id: str(t.task_id) for t in tasks}
@@ -261,8 +283,9 @@ def test_chaos_every_room_once_nothing_lost(moto: Any, tmp_path: Path) -> None:
     for key, n in injected.items():
         by_kind[key.split(":")[1]] += n
     print(
-        f"\nCHAOS: {SESSIONS} sessions ({len(want)} recorded, {SESSIONS - len(want)} skipped), "
-        f"{len(bodies)} messages ({SESSIONS * DELIVERIES} deliveries + {POISON} poison), "
+        f"\nCHAOS ({store}): {sessions} sessions ({len(want)} recorded, "
+        f"{sessions - len(want)} skipped), "
+        f"{len(bodies)} messages ({sessions * DELIVERIES} deliveries + {POISON} poison), "
         f"{WORKERS} worker processes (1 SIGKILLed mid-batch), wall time {wall:.1f} s\n"
         f"  GME calls {len(calls)}, faults injected {sum(injected.values())} "
         f"({', '.join(f'{k} {n}' for k, n in sorted(by_kind.items()))}), real throttles 0\n"
