@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
-from collections.abc import Iterator
 
 import pytest
 
 from handler import app, webhook, worker
-from handler.observability import logger
 from tests.conftest import Stack, load_event, sqs_event
 
 REDIS_PASSWORD = "do-not-log-this-password"
@@ -22,16 +19,6 @@ BROKEN = {
     "WEBHOOK_SECRETS": "whsec_this is not base64!",
     "IDEMPOTENCY_STORE": f"redis://user:{REDIS_PASSWORD}/host",  # password parsed as a port
 }
-
-
-@pytest.fixture
-def logs() -> Iterator[io.StringIO]:
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
 
 
 def _break(monkeypatch: pytest.MonkeyPatch, name: str) -> str:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,17 +27,6 @@ SECRETS = [
     DEFAULT_SECRET_KEY,
 ]
 BEARER = "Bearer top-secret-bearer-value-123"
-
-
-@pytest.fixture
-def logs() -> Iterator[io.StringIO]:
-    """Everything the shared Powertools logger writes during the test, one JSON doc per line."""
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
