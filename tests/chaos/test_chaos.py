@@ -7,9 +7,10 @@ real SDK against one emulator that enforces GME's 20 requests per second and inj
 InternalError, RequestLimitExceeded, lost answers after the call was executed and answers slower
 than the client timeout. One worker is SIGKILLed in the middle of a batch.
 
-Twice: 500 sessions with the embedded stores (SQLite idempotency, pacing and ledger files), and
-150 with the deployed ones (DynamoDB idempotency table, pacing items and ledger table on
-moto_server, which costs some 40 ms per event, hence the smaller run).
+Once per idempotency store: 500 sessions with the embedded stores (SQLite idempotency, pacing and
+ledger files); 150 with the deployed ones (DynamoDB idempotency table, pacing items and ledger
+table on moto_server, which costs some 40 ms per event, hence the smaller run); 300 with Redis
+(idempotency records and pacing on a real redis-server; the ledger in SQLite, as Redis has none).
 
 The books must balance: every recorded session has exactly one task and every delivery of it
 that succeeded reports that task; skipped sessions have none; every message is either done
@@ -38,7 +39,7 @@ from tests.conftest import ROOT
 from tests.servers import AWS_ENV, create_idempotency_table
 
 #: Per store family: (room sessions, seconds into the run the worker is killed).
-SCALE = {"sqlite": (500, 8.0), "dynamodb": (150, 5.0)}
+SCALE = {"sqlite": (500, 8.0), "dynamodb": (150, 5.0), "redis": (300, 6.0)}
 DELIVERIES = 3
 POISON = 8
 BIZ_IDS = (1400000101, 1400000102, 1400000103)  # GME limits per BizId: three schedules
@@ -118,10 +119,18 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def store_environment(store: str, moto: Any, tmp_path: Path) -> dict[str, str]:
+def store_environment(
+    store: str, moto: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> dict[str, str]:
     """The workers' store settings, with the DynamoDB tables created as the deployment does."""
     if store == "sqlite":  # the ledger defaults to a file beside this one
         return {"IDEMPOTENCY_STORE": f"sqlite:///{tmp_path}/idempotency.db"}
+    if store == "redis":  # there is no Redis ledger: a SQLite one, shared by the processes
+        url: str = request.getfixturevalue("redis_url")
+        import redis
+
+        redis.Redis.from_url(url).flushdb()
+        return {"IDEMPOTENCY_STORE": url, "LEDGER_STORE": f"sqlite:///{tmp_path}/ledger.db"}
     from handler.adapters.ledger_dynamodb import DynamoDBLedger
 
     suffix = uuid.uuid4().hex[:8]
@@ -137,7 +146,9 @@ def store_environment(store: str, moto: Any, tmp_path: Path) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("store", sorted(SCALE))
-def test_chaos_every_room_once_nothing_lost(moto: Any, tmp_path: Path, store: str) -> None:
+def test_chaos_every_room_once_nothing_lost(
+    moto: Any, tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
     sessions, kill_after = SCALE[store]
     rng = random.Random(20261123)
     sqs = moto.client("sqs")
@@ -178,7 +189,7 @@ def test_chaos_every_room_once_nothing_lost(moto: Any, tmp_path: Path, store: st
             "TENCENTCLOUD_SECRET_ID": DEFAULT_SECRET_ID,
             "TENCENTCLOUD_SECRET_KEY": DEFAULT_SECRET_KEY,
             "GME_TIMEOUT_SECONDS": "1",
-            **store_environment(store, moto, tmp_path),
+            **store_environment(store, moto, tmp_path, request),
             "RECORDING_POLICY": str(ROOT / "policies" / "default.yaml"),
             "CHAOS_QUEUE_URL": url,
             "CHAOS_QUEUE_ARN": arn,
