@@ -17,8 +17,9 @@ STAMP  := $(VENV)/.installed-$(PYVER)
 BUILD    := build
 DEPS     := $(BUILD)/deps
 ARTIFACT := $(BUILD)/gme-autorecord.zip
-LAMBDA_PLATFORM := --platform manylinux2014_aarch64 --implementation cp --python-version 3.12 \
-                   --only-binary=:all: --no-compile
+SMOKE    := $(BUILD)/smoke
+# Wheels for Lambda's Python 3.12 on a given platform, whatever this machine runs.
+FOR_PY312 := --implementation cp --python-version 3.12 --only-binary=:all: --no-compile
 # Lambda cannot write /var/task, so whatever the zip lacks in bytecode is compiled again on every
 # cold start (measured: the webhook's import takes 2.2x as long from sources alone). The zip
 # therefore carries bytecode from LAMBDA_PYTHON (its .pyc format is Lambda's), hash-checked
@@ -31,7 +32,7 @@ OSLS := HOME=$(CURDIR)/$(BUILD)/home SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_
 STAGE  ?= dev
 REGION ?= eu-west-1
 
-.PHONY: run test lint typecheck unit bench install clean artifact package deploy node-tools services
+.PHONY: run test lint typecheck unit bench install clean artifact package deploy node-tools services smoke
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -59,7 +60,7 @@ services:
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 
 # Lint, typecheck, package + cfn-lint (skipped without node/npm), then every test.
-test: lint typecheck services package
+test: lint typecheck services package smoke
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -67,14 +68,30 @@ bench: $(STAMP)
 
 # Runtime dependencies for Lambda. boto3/botocore/s3transfer come with the Lambda runtime (they
 # arrive here only as aws-xray-sdk's dependency, with dateutil and six), so they are removed.
+# $(call lambda_deps,FOLDER,PLATFORM)
+define lambda_deps
+	rm -rf $(1)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(1) \
+	    --platform $(2) $(FOR_PY312) -r requirements.txt
+	rm -rf $(1)/bin $(1)/boto3 $(1)/boto3-* $(1)/botocore $(1)/botocore-* \
+	    $(1)/s3transfer $(1)/s3transfer-* $(1)/dateutil $(1)/python_dateutil-* $(1)/six.py $(1)/six-*
+endef
+
 $(DEPS)/.installed: requirements.txt | $(STAMP)
-	rm -rf $(DEPS)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(DEPS) \
-	    $(LAMBDA_PLATFORM) -r requirements.txt
-	rm -rf $(DEPS)/bin $(DEPS)/boto3 $(DEPS)/boto3-* $(DEPS)/botocore $(DEPS)/botocore-* \
-	    $(DEPS)/s3transfer $(DEPS)/s3transfer-* $(DEPS)/dateutil $(DEPS)/python_dateutil-* \
-	    $(DEPS)/six.py $(DEPS)/six-*
+	$(call lambda_deps,$(DEPS),manylinux2014_aarch64)
 	@touch $@
+
+# The same dependencies for this machine's CPU, and apart from them the boto3 that the Lambda
+# runtime brings: tests/deploy/test_artifact_runs.py runs the zip's handler/ with exactly these,
+# under Python 3.12, so a module missing from requirements.txt fails there, not in Lambda.
+$(SMOKE)/.installed: requirements.txt requirements-dev.txt | $(STAMP)
+	$(call lambda_deps,$(SMOKE)/deps,manylinux2014_$(shell uname -m))
+	rm -rf $(SMOKE)/runtime
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(SMOKE)/runtime \
+	    --platform manylinux2014_$(shell uname -m) $(FOR_PY312) $(shell grep -E '^boto3==' requirements-dev.txt)
+	@touch $@
+
+smoke: $(SMOKE)/.installed
 
 # The zip Lambda runs: dependencies + handler/ + policies/, without the local runner, tests,
 # emulator, bench, events or caches. Rebuilt every time (a second or two).

@@ -282,14 +282,14 @@ def test_alarms(template: dict[str, Any]) -> None:
         assert a["TreatMissingData"] == "notBreaching"
 
 
-def _lambda_python() -> str | None:
+def lambda_python() -> str | None:
     for candidate in [shutil.which("python3.12"), *glob.glob(PYENV_312)]:
         if candidate and subprocess.run([candidate, "-V"], capture_output=True).returncode == 0:
             return candidate
     return None
 
 
-@pytest.mark.skipif(_lambda_python() is None, reason="no Python 3.12: `make artifact` warned")
+@pytest.mark.skipif(lambda_python() is None, reason="no Python 3.12: `make artifact` warned")
 def test_package_carries_python312_bytecode_never_checked_against_sources() -> None:
     archive = zipfile.ZipFile(ARTIFACT)
     names = set(archive.namelist())
@@ -300,7 +300,7 @@ def test_package_carries_python312_bytecode_never_checked_against_sources() -> N
         assert compiled in names, compiled
     header = archive.read("handler/__pycache__/webhook.cpython-312.pyc")[:8]
     magic = subprocess.run(
-        [str(_lambda_python()), "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
+        [str(lambda_python()), "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
         capture_output=True,
         text=True,
         check=True,
