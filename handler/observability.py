@@ -55,6 +55,9 @@ POLICY_SKIPPED = "PolicySkipped"
 GME_ERROR = "GmeError"  # dimension: code
 THROTTLED = "Throttled"
 WEBHOOK_REJECTED = "WebhookRejected"  # dimension: reason
+# The webhook answered 5xx for a fault of ours (a crash: 500; a setting it cannot use: 503). The
+# resolver turns both into answers, so Lambda's own Errors metric never sees them.
+WEBHOOK_FAILED = "WebhookFailed"
 PACING_WAIT = "GmePacingWait"  # milliseconds a GME call waited for its fleet-wide slot
 
 #: Every form a registered secret can take in a serialized line: as is, and JSON-escaped.

@@ -266,8 +266,12 @@ def test_provider_environment_is_plain_strings() -> None:
 
 def test_alarms(template: dict[str, Any]) -> None:
     alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    # One metric an alarm, or several combined by metric math (each MetricStat counts).
+    metrics = [a for a in alarms if "MetricName" in a] + [
+        m["MetricStat"]["Metric"] for a in alarms for m in a.get("Metrics", []) if "MetricStat" in m
+    ]
     watched = {
-        (a["Namespace"], a["MetricName"], json.dumps(a["Dimensions"][0]["Value"])) for a in alarms
+        (m["Namespace"], m["MetricName"], json.dumps(m["Dimensions"][0]["Value"])) for m in metrics
     }
     assert (
         "AWS/SQS",
@@ -277,6 +281,9 @@ def test_alarms(template: dict[str, Any]) -> None:
     assert ("AWS/Lambda", "Errors", f'"{SERVICE}-worker"') in watched
     assert ("AWS/Lambda", "Throttles", f'"{SERVICE}-worker"') in watched
     assert ("GmeAutorecord", "Throttled", '"gme-autorecord"') in watched
+    # The webhook's alarm sees crashes Lambda counts and the 5xx the resolver answers itself.
+    assert ("AWS/Lambda", "Errors", f'"{SERVICE}-webhook"') in watched
+    assert ("GmeAutorecord", "WebhookFailed", '"gme-autorecord"') in watched
     for a in alarms:
         assert a["AlarmActions"]["Fn::If"][0] == "HasAlarmTopic"
         assert a["TreatMissingData"] == "notBreaching"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,3 +22,25 @@ def logs() -> Iterator[io.StringIO]:
     previous = handler.setStream(buffer)
     yield buffer
     handler.setStream(previous)
+
+
+def emf(text: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF documents among captured stdout lines."""
+    docs = [json.loads(x) for x in text.splitlines() if x.startswith("{") and '"_aws"' in x]
+    return docs
+
+
+def metric_counts(docs: list[dict[str, Any]]) -> dict[tuple[str, str | None], int]:
+    """(metric name, its extra dimension value) -> how many datapoints were emitted."""
+    out: dict[tuple[str, str | None], int] = {}
+    for doc in docs:
+        directive = doc["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "GmeAutorecord"
+        dims = [d for d in directive["Dimensions"][0] if d != "service"]
+        extra = doc[dims[0]] if dims else None
+        for metric in directive["Metrics"]:
+            values = doc[metric["Name"]]
+            n = len(values) if isinstance(values, list) else 1
+            key = (metric["Name"], extra)
+            out[key] = out.get(key, 0) + n
+    return out

@@ -11,8 +11,9 @@ import os
 
 import pytest
 
-from handler import app, webhook, worker
+from handler import app, receiver, webhook, worker
 from tests.conftest import Stack, load_event, sqs_event
+from tests.e2e.conftest import emf, metric_counts
 
 REDIS_PASSWORD = "do-not-log-this-password"
 BROKEN = {
@@ -69,3 +70,23 @@ def test_worker_fails_the_item_for_a_retry_and_records_once_fixed(
     app.reset()
     assert worker.handler(event, stack.context("worker")) == {"batchItemFailures": []}
     assert len(stack.emulator.tasks()) == 1
+
+
+def test_webhook_failures_are_counted_for_the_alarm(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both 5xx of ours (a setting it cannot use, a crash) are answered by the resolver, so
+    Lambda's Errors never sees them: `WebhookFailed` is what the webhook-errors alarm adds."""
+    request = stack.room_event_request(load_event("room-created.json"))
+    good = _break(monkeypatch, "IDEMPOTENCY_STORE")
+    assert webhook.handler(request, stack.context("webhook"))["statusCode"] == 503
+    monkeypatch.setenv("IDEMPOTENCY_STORE", good)
+    app.reset()
+
+    def crash(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(receiver, "ingest", crash)  # a bug past the configuration
+    assert webhook.handler(request, stack.context("webhook"))["statusCode"] == 500
+    counts = metric_counts(emf(capsys.readouterr().out))
+    assert counts[("WebhookFailed", None)] == 2

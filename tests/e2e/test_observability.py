@@ -17,6 +17,7 @@ from handler.domain.signatures import sign_trtc
 from handler.local import http_event
 from handler.observability import logger
 from tests.conftest import BIZ_ID, GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event, sqs_event
+from tests.e2e.conftest import emf, metric_counts
 
 SECRETS = [
     WEBHOOK_SECRET,
@@ -31,28 +32,6 @@ BEARER = "Bearer top-secret-bearer-value-123"
 
 def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
-
-
-def emf(text: str) -> list[dict[str, Any]]:
-    """The CloudWatch EMF documents among captured stdout lines."""
-    docs = [json.loads(x) for x in text.splitlines() if x.startswith("{") and '"_aws"' in x]
-    return docs
-
-
-def metric_counts(docs: list[dict[str, Any]]) -> dict[tuple[str, str | None], int]:
-    """(metric name, its extra dimension value) -> how many datapoints were emitted."""
-    out: dict[tuple[str, str | None], int] = {}
-    for doc in docs:
-        directive = doc["_aws"]["CloudWatchMetrics"][0]
-        assert directive["Namespace"] == "GmeAutorecord"
-        dims = [d for d in directive["Dimensions"][0] if d != "service"]
-        extra = doc[dims[0]] if dims else None
-        for metric in directive["Metrics"]:
-            values = doc[metric["Name"]]
-            n = len(values) if isinstance(values, list) else 1
-            key = (metric["Name"], extra)
-            out[key] = out.get(key, 0) + n
-    return out
 
 
 def test_full_run_logs_no_secret_signature_or_authorization(
