@@ -16,9 +16,17 @@ from decimal import Decimal
 from typing import Any
 
 from handler.adapters.ledger_sqlite import expiry
-from handler.domain.ledger import OPEN_STATES, Change, LedgerEntry, LedgerState
+from handler.domain.ledger import COUNTED_STATES, OPEN_STATES, Change, LedgerEntry, LedgerState
 
 MAX_CONFLICT_RETRIES = 20
+#: Secondary indexes, as serverless.yml declares them (a test holds the two equal):
+#: name -> (hash key, range key, projection).
+INDEXES: dict[str, tuple[str, str | None, str]] = {
+    "state-checked": ("state", "checked_at", "ALL"),
+    "state-started": ("state", "task_started_at", "ALL"),
+    "state-ends": ("state", "ends_at", "ALL"),
+    "open-rule": ("open_rule", None, "KEYS_ONLY"),
+}
 
 
 class LedgerConflict(RuntimeError):
@@ -87,6 +95,9 @@ class DynamoDBLedger:
             "doc": e.model_dump_json(),
         }
         optional = {
+            # Only while counted: the sparse `open-rule` index then holds exactly the sessions
+            # a cap counts, and a count reads the rule's own, never the whole fleet's.
+            "open_rule": e.rule if e.state in COUNTED_STATES and e.rule else None,
             "task_id": e.task_id,
             "task_started_at": _num(e.task_started_at),
             "ends_at": _num(e.ends_at) if e.closed_at is None else None,
@@ -121,6 +132,21 @@ class DynamoDBLedger:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return found[:limit]
+
+    def count_open(self, rule: str) -> int:
+        kwargs: dict[str, Any] = {
+            "IndexName": "open-rule",
+            "KeyConditionExpression": "open_rule = :r",
+            "ExpressionAttributeValues": {":r": rule},
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            page = self._table.query(**kwargs)
+            total += int(page["Count"])
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def by_room(self, biz_id: int, room_id: str) -> list[LedgerEntry]:
         from boto3.dynamodb.conditions import Key
@@ -182,11 +208,8 @@ class DynamoDBLedger:
     def create_table(self) -> None:
         """Create the table as the deployment does (tests and local moto_server runs)."""
         client = self._table.meta.client
-        indexes = [
-            ("state-checked", "checked_at"),
-            ("state-started", "task_started_at"),
-            ("state-ends", "ends_at"),
-        ]
+        types = {"pk": "S", "sk": "S", "state": "S", "open_rule": "S"}
+        keyed = {a for h, r, _ in INDEXES.values() for a in (h, r) if a is not None}
         client.create_table(
             TableName=self._table.name,
             BillingMode="PAY_PER_REQUEST",
@@ -195,21 +218,17 @@ class DynamoDBLedger:
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
             AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-                {"AttributeName": "state", "AttributeType": "S"},
-                *({"AttributeName": a, "AttributeType": "N"} for _, a in indexes),
+                {"AttributeName": a, "AttributeType": types.get(a, "N")}
+                for a in sorted(keyed | {"pk", "sk"})
             ],
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": name,
-                    "KeySchema": [
-                        {"AttributeName": "state", "KeyType": "HASH"},
-                        {"AttributeName": attr, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
+                    "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}]
+                    + ([{"AttributeName": range_key, "KeyType": "RANGE"}] if range_key else []),
+                    "Projection": {"ProjectionType": projection},
                 }
-                for name, attr in indexes
+                for name, (hash_key, range_key, projection) in INDEXES.items()
             ],
         )
         client.get_waiter("table_exists").wait(TableName=self._table.name)

@@ -2,31 +2,23 @@
 shared (DynamoDB deployed, SQLite locally), with nothing extra to keep in step.
 
 The service already writes every session's state to the ledger, so `started`/`stopped` have
-nothing to do; `count` reads the open sessions of a rule. Sessions still `starting` count too,
-so two deliveries deciding at once are less likely to both take the last slot (the cap stays
-soft: see README, Quotas).
+nothing to do; `count` asks the ledger for the rule's starting or recording sessions, which an
+index keyed by rule answers without reading other rules' entries. Sessions still `starting`
+count too, so two deliveries deciding at once are less likely to both take the last slot (the
+cap stays soft: see README, Quotas).
 """
 
 from __future__ import annotations
 
-from handler.domain.ledger import Ledger, LedgerState
-
-#: Entries read per state and count; a cap above this would be counted short.
-SCAN_LIMIT = 10_000
+from handler.domain.ledger import Ledger
 
 
 class LedgerActiveRecordings:
-    def __init__(self, ledger: Ledger, limit: int = SCAN_LIMIT) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
-        self._limit = limit
 
     def count(self, rule: str) -> int:
-        return sum(
-            1
-            for state in (LedgerState.STARTING, LedgerState.RECORDING)
-            for entry in self._ledger.by_state(state, self._limit)
-            if entry.rule == rule
-        )
+        return self._ledger.count_open(rule)
 
     def started(self, rule: str, biz_id: int, room_id: str) -> None:
         """Nothing to do: the ledger entry is the record."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from handler.adapters.sqlite_files import ThreadConnections
 from handler.domain.ledger import (
+    COUNTED_STATES,
     OPEN_STATES,
     Change,
     LedgerEntry,
@@ -35,6 +36,8 @@ _SCHEMA = (
     " PRIMARY KEY (biz_id, room_id, session))",
     "CREATE INDEX IF NOT EXISTS ledger_state ON ledger (state, checked_at)",
     "CREATE INDEX IF NOT EXISTS ledger_expires ON ledger (expires_at)",
+    # On the document itself, so files written before the index existed need no migration.
+    "CREATE INDEX IF NOT EXISTS ledger_rule ON ledger (json_extract(doc, '$.rule'), state)",
 )
 # An upsert, not INSERT OR REPLACE: REPLACE deletes the row and inserts it again, which rewrites
 # every index twice on each update (measured: 20 % of an update's time).
@@ -44,6 +47,11 @@ _UPSERT = (  # built from the constant column list only; values travel as parame
     + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.replace(" ", "").split(",")[3:])
 )
 _OPEN = tuple(s.value for s in OPEN_STATES)
+_COUNTED = tuple(s.value for s in COUNTED_STATES)
+_COUNT_OPEN = (  # placeholders only; the rule and states travel as parameters
+    "SELECT COUNT(*) FROM ledger WHERE json_extract(doc, '$.rule') = ?"  # noqa: S608
+    f" AND state IN ({', '.join('?' for _ in _COUNTED)})"
+)
 _OPEN_SQL = ", ".join("?" for _ in _OPEN)
 
 
@@ -121,6 +129,10 @@ class SQLiteLedger:
         sql = f"SELECT doc FROM ledger WHERE {where}"  # noqa: S608
         rows = self._conn().execute(sql, params).fetchall()
         return [LedgerEntry.model_validate_json(r[0]) for r in rows]
+
+    def count_open(self, rule: str) -> int:
+        row = self._conn().execute(_COUNT_OPEN, (rule, *_COUNTED)).fetchone()
+        return int(row[0])
 
     def by_room(self, biz_id: int, room_id: str) -> list[LedgerEntry]:
         return self._select("biz_id = ? AND room_id = ? ORDER BY created_at", (biz_id, room_id))

@@ -37,6 +37,8 @@ class LedgerState(StrEnum):
 
 #: States in which the session should have a running task: the sweep and renewal look at these.
 OPEN_STATES = (LedgerState.STARTING, LedgerState.RECORDING, LedgerState.STOPPING)
+#: The states a `max_concurrent` cap counts: a recording starting or running.
+COUNTED_STATES = (LedgerState.STARTING, LedgerState.RECORDING)
 
 
 class HistoryItem(BaseModel):
@@ -133,6 +135,11 @@ class Ledger(Protocol):
     def by_state(
         self, state: LedgerState | None = None, limit: int = 1000
     ) -> list[LedgerEntry]: ...
+
+    def count_open(self, rule: str) -> int:
+        """How many of the rule's sessions are starting or recording (`max_concurrent` caps).
+        Reads only that rule's open entries, so its cost follows the cap, not the fleet."""
+        ...
 
     def nearing_cap(self, started_before: float, limit: int) -> list[LedgerEntry]:
         """Recording entries whose current task started before `started_before`."""

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from handler.adapters.ledger_dynamodb import INDEXES
 from handler.adapters.secrets import is_reference
 from handler.config import SECRET_VARIABLES
 
@@ -158,15 +159,17 @@ def test_ledger_table_keys_indexes_ttl(template: dict[str, Any]) -> None:
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
-    indexes = {
-        i["IndexName"]: i["KeySchema"][1]["AttributeName"] for i in table["GlobalSecondaryIndexes"]
+    declared = {
+        i["IndexName"]: (
+            i["KeySchema"][0]["AttributeName"],
+            i["KeySchema"][1]["AttributeName"] if len(i["KeySchema"]) > 1 else None,
+            i["Projection"]["ProjectionType"],
+        )
+        for i in table["GlobalSecondaryIndexes"]
     }
-    # The names and sort keys the DynamoDB ledger adapter queries.
-    assert indexes == {
-        "state-checked": "checked_at",
-        "state-started": "task_started_at",
-        "state-ends": "ends_at",
-    }
+    assert declared == INDEXES  # the indexes the DynamoDB ledger adapter queries, as it makes them
+    typed = {a["AttributeName"] for a in table["AttributeDefinitions"]}
+    assert typed == {"pk", "sk"} | {k for key in INDEXES.values() for k in key[:2] if k}
 
 
 def test_no_wildcards_in_iam_except_xray(template: dict[str, Any]) -> None:

@@ -106,6 +106,23 @@ def test_queries(ledger: Ledger) -> None:
     assert len(ledger.due_for_check(35.0, 2)) == 2
 
 
+def test_count_open_counts_a_rule_s_starting_and_recording_sessions(ledger: Ledger) -> None:
+    other = DECISION.model_copy(update={"rule": "other-rule"})
+    assert ledger.count_open(DECISION.rule) == 0
+    _start(ledger, "q1", "s", 1.0)  # starting
+    _start(ledger, "q2", "s", 2.0)
+    ledger.update(BIZ, "q2", "s", after_outcome(_started("2"), 2.0))  # recording
+    _start(ledger, "q3", "s", 3.0)
+    ledger.update(BIZ, "q3", "s", closing(BIZ, "q3", "s", 4.0, "closed"))  # stopping: freed
+    ledger.update(BIZ, "q4", "s", starting(BIZ, "q4", "s", other, 5.0))  # another rule's
+    assert ledger.count_open(DECISION.rule) == 2
+    assert ledger.count_open("other-rule") == 1
+    ledger.update(BIZ, "q2", "s", closing(BIZ, "q2", "s", 6.0, "closed"))
+    ledger.update(BIZ, "q2", "s", stopped(7.0, "done"))
+    assert ledger.count_open(DECISION.rule) == 1
+    assert ledger.count_open("no-such-rule") == 0
+
+
 def test_callbacks_deduplicate(ledger: Ledger) -> None:
     _start(ledger, "cb", "s", 1.0)
     note = CallbackNote(task_id="7", event_type=3, seq=1, files=("f1.mp3",))
