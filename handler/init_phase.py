@@ -10,7 +10,9 @@ full collections during invocations do not rescan it either) and turns the colle
 
 This is the pattern the `gc` documentation gives for a process that loads once and then serves:
 disable early, `freeze()` when loading is done. The handful of cyclic objects the import left
-behind stay allocated for the life of the process; that is the whole cost.
+behind stay allocated for the life of the process; that is the whole cost. An entry whose import
+fails never reaches `end()` and leaves the collector off, but such a process serves nothing:
+Lambda discards the environment and runs the init phase again in a new one.
 """
 
 from __future__ import annotations
