@@ -170,7 +170,7 @@ def test_time_waiting_for_a_gme_slot_is_a_metric(
     waits = pacing_waits(emf(capsys.readouterr().out))
     assert waits, "no GmePacingWait datapoint"
     assert 500 < waits[0] <= 1000, waits
-    assert all(0 < w <= 1000 for w in waits), waits
+    assert all(0 <= w <= 1000 for w in waits), waits  # a wait under 0.05 ms shows as 0.0
 
 
 def test_tracing_is_off_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
