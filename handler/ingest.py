@@ -78,10 +78,15 @@ def unconfigured_routes(settings: Settings) -> dict[Route, str]:
 
 
 def trtc_keys_shared_across_apps(settings: Settings) -> bool:
-    """Several TRTC keys, one or more bound to no app: such a key verifies any app's requests,
-    so a body one app signed can be replayed under another app's `SdkAppId` header."""
+    """Keys that let a body one app signed be replayed under another app's `SdkAppId` header:
+    several keys with one bound to no app (it verifies every app's requests), or one key bound
+    to two apps (both accept what either signed)."""
     keys = settings.trtc_keys()
-    return len(keys) > 1 and any(key.sdk_app_id is None for key in keys)
+    apps_of: dict[str, set[int | None]] = {}
+    for key in keys:
+        apps_of.setdefault(key.key, set()).add(key.sdk_app_id)
+    unbound = len(keys) > 1 and any(key.sdk_app_id is None for key in keys)
+    return unbound or any(len(apps) > 1 for apps in apps_of.values())
 
 
 def raw_body(body: str | None, is_base64_encoded: bool, limit: int) -> bytes:

@@ -65,9 +65,9 @@ def warn_about_keys(settings: Settings) -> None:
         )
     if trtc_keys_shared_across_apps(settings):
         logger.warning(
-            "TRTC_CALLBACK_KEY lists several keys, some bound to no SdkAppId: such a key verifies "
-            "every app's callbacks, so a body one app signed can be replayed within 300 s under "
-            "another app's SdkAppId header; write each key as SDKAPPID:key",
+            "TRTC_CALLBACK_KEY has a key bound to no SdkAppId beside others, or one key bound to "
+            "several apps: a body one app signed can then be replayed within 300 s under another "
+            "app's SdkAppId header; give each app its own key, written SDKAPPID:key",
             extra={"setting": "TRTC_CALLBACK_KEY"},
         )
 

@@ -382,3 +382,21 @@ def test_gme_callback_huge_timestamp_is_rejected_not_crashing(settings: Settings
     body = json.dumps(doc).encode()
     exc = refused(Route.GME_CALLBACK, gme_headers(body), body, settings)
     assert exc.status in (401, 422)
+
+
+@pytest.mark.parametrize(
+    ("value", "replayable"),
+    [
+        ("1400000001:key-a", False),
+        ("1400000001:key-a,1400000002:key-b", False),  # one key per app: the safe form
+        ("key-a", False),  # one unbound key, one app as far as the setting says
+        ("1400000001:key-a,key-b", True),  # an unbound key beside others
+        ("1400000001:shared-key,1400000002:shared-key", True),  # one key, two apps
+        ("1400000001:key-a,1400000001:key-b", False),  # a rotation within one app
+    ],
+)
+def test_keys_that_leave_a_cross_app_replay_open_are_named(value: str, replayable: bool) -> None:
+    from handler.ingest import trtc_keys_shared_across_apps
+
+    settings = Settings.from_env({"TRTC_CALLBACK_KEY": value})
+    assert trtc_keys_shared_across_apps(settings) is replayable
