@@ -56,7 +56,8 @@ GME_ERROR = "GmeError"  # dimension: code
 THROTTLED = "Throttled"
 WEBHOOK_REJECTED = "WebhookRejected"  # dimension: reason
 # The webhook answered 5xx for a fault of ours (a crash: 500; a setting it cannot use: 503). The
-# resolver turns both into answers, so Lambda's own Errors metric never sees them.
+# resolver turns both into answers, so Lambda's own Errors metric never sees them. Dimension:
+# function_name, so each stage's alarm watches its own webhook.
 WEBHOOK_FAILED = "WebhookFailed"
 PACING_WAIT = "GmePacingWait"  # milliseconds a GME call waited for its fleet-wide slot
 
@@ -156,6 +157,11 @@ def pacing_wait(seconds: float) -> None:
     metrics.add_metric(
         name=PACING_WAIT, unit=MetricUnit.Milliseconds, value=round(seconds * 1000, 1)
     )
+
+
+def webhook_failed() -> None:
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "local"
+    _alone(WEBHOOK_FAILED, MetricUnit.Count, 1, "function_name", function)
 
 
 def webhook_rejected(reason: str) -> None:

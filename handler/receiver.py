@@ -91,7 +91,7 @@ def accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: b
         # The message names the variable, never a value; the sender only learns to retry, and
         # keeps its event until an operator fixes the configuration.
         logger.error("configuration error", extra={"error": str(exc)})
-        observability.count(observability.WEBHOOK_FAILED)
+        observability.webhook_failed()
         return _retry("misconfigured", "the service is misconfigured; retry later")
 
 

@@ -77,7 +77,7 @@ def not_found(_exc: Exception) -> Response[str]:
 @api.exception_handler(Exception)  # type: ignore[untyped-decorator]
 def unexpected(exc: Exception) -> Response[str]:
     logger.exception("webhook failed")
-    observability.count(observability.WEBHOOK_FAILED)
+    observability.webhook_failed()
     return _json(Reply(500, {"code": "internal_error", "message": "internal error"}))
 
 

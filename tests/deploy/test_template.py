@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -287,13 +288,17 @@ def test_alarms(template: dict[str, Any]) -> None:
     # The webhook's alarm sees crashes Lambda counts and the 5xx the resolver answers itself.
     assert ("AWS/Lambda", "Errors", f'"{SERVICE}-webhook"') in watched
     assert ("GmeAutorecord", "WebhookFailed", '"gme-autorecord"') in watched
+    [failed] = [m for m in metrics if m["MetricName"] == "WebhookFailed"]
+    assert failed["Dimensions"][1] == {"Name": "function_name", "Value": f"{SERVICE}-webhook"}
     for a in alarms:
         assert a["AlarmActions"]["Fn::If"][0] == "HasAlarmTopic"
         assert a["TreatMissingData"] == "notBreaching"
 
 
 def lambda_python() -> str | None:
-    for candidate in [shutil.which("python3.12"), *glob.glob(PYENV_312)]:
+    """The Python 3.12 `make` compiled the zip with (LAMBDA_PYTHON), else the first one found."""
+    chosen = os.environ.get("LAMBDA_PYTHON")
+    for candidate in [chosen, shutil.which("python3.12"), *glob.glob(PYENV_312)]:
         if candidate and subprocess.run([candidate, "-V"], capture_output=True).returncode == 0:
             return candidate
     return None

@@ -89,4 +89,4 @@ def test_webhook_failures_are_counted_for_the_alarm(
     monkeypatch.setattr(receiver, "ingest", crash)  # a bug past the configuration
     assert webhook.handler(request, stack.context("webhook"))["statusCode"] == 500
     counts = metric_counts(emf(capsys.readouterr().out))
-    assert counts[("WebhookFailed", None)] == 2
+    assert counts[("WebhookFailed", "local")] == 2  # function_name: this stage's webhook
