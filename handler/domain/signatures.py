@@ -7,13 +7,14 @@ without downtime, and the error says which check failed without ever echoing a k
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 TOLERANCE_SECONDS = 300
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*")
 
 
 class SignatureRejected(Exception):
@@ -26,12 +27,17 @@ class SignatureRejected(Exception):
 
 
 def standard_webhook_key(secret: str) -> bytes:
-    """Standard Webhooks secrets look like `whsec_<base64>`; a bare string is used as is."""
+    """Standard Webhooks secrets look like `whsec_<base64>`; a bare string is used as is.
+
+    The base64 may come without its `=` padding, as the official Standard Webhooks libraries
+    accept (and as several providers print it). Anything else that is not the standard
+    alphabet is refused: the official Python library would silently drop such characters and
+    derive another key than the one the operator meant."""
     if secret.startswith("whsec_"):
-        try:
-            key = base64.b64decode(secret[len("whsec_") :], validate=True)
-        except binascii.Error:
-            raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+        text = secret[len("whsec_") :].rstrip("=")
+        if not _BASE64.fullmatch(text) or len(text) % 4 == 1:
+            raise ValueError("a whsec_ secret must be base64 after the prefix")
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         if not key:
             raise ValueError("a whsec_ secret must not be empty after the prefix")
         return key

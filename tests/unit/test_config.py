@@ -103,7 +103,7 @@ def test_config_error_is_a_value_error() -> None:
         Settings.from_env({"GME_TIMEOUT_SECONDS": "x"})
 
 
-@pytest.mark.parametrize("payload", ["not*base64*at*all", "abc", "abcd=efg"])
+@pytest.mark.parametrize("payload", ["not*base64*at*all", "abcde", "abcd=efg"])
 def test_malformed_whsec_is_refused_without_echoing_it(payload: str) -> None:
     message = config_error({"WEBHOOK_SECRETS": f"{WHSEC},whsec_{payload}"})
     assert "WEBHOOK_SECRETS" in message

@@ -96,7 +96,9 @@ def test_whsec_secrets_are_base64_decoded_and_bare_ones_used_as_is(secret: str, 
     assert standard_webhook_key(secret) == key
 
 
-@pytest.mark.parametrize("secret", ["whsec_not base64!", "whsec_abc", "whsec_====x"])
+@pytest.mark.parametrize(
+    "secret", ["whsec_not base64!", "whsec_Q", "whsec_====x", "whsec_ab=cd", "whsec_ab-_cd"]
+)
 def test_malformed_whsec_is_refused_without_echoing_it(secret: str) -> None:
     with pytest.raises(ValueError, match="whsec_") as info:
         standard_webhook_key(secret)
