@@ -2,9 +2,10 @@
 
 The whole check-then-start runs inside a Powertools idempotent function keyed on
 (biz_id, room_id, session), shared by every trigger, so duplicate deliveries by webhook, queue
-or schedule replay the stored outcome instead of calling GME again. Inside, GME itself is asked
-first (DescribeTaskInfo) so that a task started by a crashed earlier attempt is adopted, never
-doubled.
+or schedule replay the stored outcome instead of calling GME again. Inside, a new room costs
+one GME call: StartRecord. GME itself refuses a second task for a room that already has one
+(``ResourceInUse.TaskInUse``), so a task started by a crashed earlier attempt, a lost answer or
+another party is then read back with DescribeTaskInfo and adopted, never doubled.
 """
 
 from __future__ import annotations
@@ -126,9 +127,6 @@ class Recorder:
     def _start_once(self, command: StartCommand, base: dict[str, Any]) -> Outcome:
         plan = command.decision.plan
         assert plan is not None
-        running = self._gme.describe_task(command.biz_id, command.room_id)
-        if running is not None:
-            return _adopted(base, running, "GME already had a task for this room")
         try:
             task_id = self._gme.start_record(command.biz_id, command.room_id, plan)
         except GmeError as exc:

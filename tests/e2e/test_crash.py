@@ -4,8 +4,8 @@ idempotency record was completed. The retry must adopt the running task, never s
 The emulator holds its StartRecord answer (the task already exists), the worker process is
 killed while it waits, and its INPROGRESS record stays behind, exactly what a Lambda killed by a
 timeout or an out-of-memory leaves. That record blocks duplicates only until the in-progress
-expiry (the dead invocation's remaining time, kept short here); then a retry takes over and finds
-the task with DescribeTaskInfo.
+expiry (the dead invocation's remaining time, kept short here); then a retry takes over: its
+StartRecord is refused with ResourceInUse.TaskInUse and it finds the task with DescribeTaskInfo.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import ROOT, Stack, load_event, sqs_event
 
 ROOM = "ranked-eu-1042"
+TASK_IN_USE = "ResourceInUse.TaskInUse"
 REMAINING_MS = 2500  # the dead invocation's remaining time: its in-progress lock lasts this long
 
 
@@ -85,7 +86,8 @@ def test_worker_killed_between_start_and_completion_is_adopted_by_the_retry(
     assert late["outcome"]["status"] == "adopted"
     assert late["outcome"]["task_id"] == str(task.task_id)  # exact: no float on the way
     assert [t.task_id for t in stack.emulator.tasks(room_id=ROOM)] == [task.task_id]
-    assert len(stack.emulator.calls("StartRecord")) == 1
+    # GME accepted one StartRecord; the retry's was refused (TaskInUse) and led to the adoption.
+    assert [c.error_code for c in stack.emulator.calls("StartRecord")] == [None, TASK_IN_USE]
 
     [dup] = report(run_worker(event))  # and from now on, duplicates are served from the store
     assert dup["outcome"]["duplicate"] is True

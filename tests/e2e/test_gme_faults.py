@@ -12,10 +12,10 @@ import pytest
 
 from handler import worker
 from handler.adapters.gme_client import TencentGme
-from handler.domain.gme import RunningTask
 from tests.conftest import BIZ_ID, Stack, load_event, sqs_event
 
 ROOM = "ranked-eu-1042"
+TASK_IN_USE = "ResourceInUse.TaskInUse"
 
 
 def deliver(stack: Stack, doc: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def test_lost_response_after_the_task_was_created_is_adopted(
     assert second["outcome"]["status"] == "adopted"
     [task] = stack.emulator.tasks(room_id=ROOM)
     assert second["outcome"]["task_id"] == str(task.task_id)
-    assert stack.starts() == 1
+    assert start_answers(stack) == [None, TASK_IN_USE]  # the retry's start was refused
 
 
 def test_slow_answer_past_the_client_timeout_is_adopted(
@@ -135,39 +135,48 @@ def test_task_already_running_is_adopted_without_start(
     assert item["outcome"]["status"] == "adopted"
     assert item["outcome"]["task_id"] == task_id
     assert item["outcome"]["record_mode"] == 1
-    assert stack.starts() == 1  # only the other party's
+    assert start_answers(stack) == [None, TASK_IN_USE]  # only the other party's was accepted
+    assert len(stack.emulator.tasks(room_id=ROOM)) == 1
 
 
 def test_start_race_lost_to_another_worker_adopts_its_task(
     stack: Stack, created: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another worker starts the room between our DescribeTaskInfo and our StartRecord."""
+    """Another worker starts the room while our StartRecord is on its way."""
     from handler import app
     from handler.domain.decision import RecordMode, RecordPlan
 
     rival = TencentGme(stack.emulator.url, *_credentials())
-    real_describe = TencentGme.describe_task
+    real_start = TencentGme.start_record
     raced: list[str] = []
 
-    def describe_then_lose_race(self: TencentGme, biz_id: int, room_id: str) -> RunningTask | None:
-        found = real_describe(self, biz_id, room_id)
+    def lose_race_then_start(self: TencentGme, biz_id: int, room_id: str, plan: Any) -> str:
         if not raced:
             raced.append(
-                rival.start_record(biz_id, room_id, RecordPlan(record_mode=RecordMode.BOTH))
+                real_start(rival, biz_id, room_id, RecordPlan(record_mode=RecordMode.BOTH))
             )
-        return found
+        return real_start(self, biz_id, room_id, plan)
 
-    monkeypatch.setattr(TencentGme, "describe_task", describe_then_lose_race)
+    monkeypatch.setattr(TencentGme, "start_record", lose_race_then_start)
     app.reset()
     item = deliver(stack, created)
     assert item["outcome"]["status"] == "adopted"
     assert item["outcome"]["task_id"] == raced[0]
+    assert item["outcome"]["record_mode"] == 3  # what GME runs, not what we asked for
     assert item["outcome"]["reason"] == "StartRecord answered TaskInUse"
     assert len(stack.emulator.tasks(room_id=ROOM)) == 1
-    assert [c.error_code for c in stack.emulator.calls("StartRecord")] == [
-        None,
-        "ResourceInUse.TaskInUse",
-    ]
+    assert start_answers(stack) == [None, TASK_IN_USE]
+
+
+def test_task_in_use_but_not_visible_yet_is_retried(stack: Stack, created: dict[str, Any]) -> None:
+    """GME refuses the start, yet DescribeTaskInfo shows no task (the rival's task not visible
+    yet, or just ended): nothing is stored, the queue brings the message back."""
+    stack.emulator.fail_next("StartRecord", TASK_IN_USE)
+    first = deliver(stack, created)
+    assert first["reason"] == f"retry: {TASK_IN_USE}: task in use but not visible yet"
+    assert stack.emulator.tasks() == []
+    assert deliver(stack, created)["outcome"]["status"] == "started"
+    assert len(stack.emulator.tasks(room_id=ROOM)) == 1
 
 
 def test_room_not_found_is_retried_while_new_and_final_when_old(
@@ -181,6 +190,11 @@ def test_room_not_found_is_retried_while_new_and_final_when_old(
     old = {**created, "session": "old-session"}  # the sample's time is long past the grace
     item = deliver(stack, old)
     assert item["reason"].startswith("failed: ResourceNotFound.RoomNotFound")
+
+
+def start_answers(stack: Stack) -> list[str | None]:
+    """The error code of every StartRecord GME saw, in order (None: accepted, a task made)."""
+    return [c.error_code for c in stack.emulator.calls("StartRecord")]
 
 
 def _credentials() -> tuple[str, str]:

@@ -159,8 +159,7 @@ def pacing_waits(docs: list[dict[str, Any]]) -> list[float]:
 def test_time_waiting_for_a_gme_slot_is_a_metric(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One call per second per action: the second room's DescribeTaskInfo waits for its slot
-    # (StartRecord's comes due meanwhile, give or take a few milliseconds).
+    # One call per second per action: the second room's StartRecord waits for its slot.
     monkeypatch.setenv("GME_RATE_LIMIT_PER_SECOND", "1")
     monkeypatch.setenv("GME_RATE_LIMIT_BURST", "1")
     created = load_event("room-created.json")
