@@ -91,8 +91,10 @@ class Lifecycle:
     # ---------------------------------------------------------------- windows
 
     def start_windows(self, now: datetime, counts: Counter[str], pacer: Pacer) -> None:
+        """Every open window the ledger does not know yet. Known windows are skipped before
+        anything is counted, so no batch limit can hide a window behind already started ones."""
         schedules = self._schedules()
-        for window in schedules.active(now)[: self.settings.sweep_batch]:
+        for window in schedules.active(now):
             s = window.schedule
             known = self.ledger.get(s.biz_id, s.room_id, window.session)
             if known is not None and not (known.state is LedgerState.FAILED and known.retryable):
