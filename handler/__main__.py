@@ -33,12 +33,17 @@ from handler.domain.signatures import (
 
 
 def _load(path: str) -> Any:
+    """An event file, parsed as strictly as the webhook parses a body (no non-finite numbers,
+    no duplicate keys); bad input is one line on stderr and exit 2."""
+    from handler.domain import safejson
+
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return safejson.loads(Path(path).read_bytes(), max_depth=64, max_members=1_000_000)
     except OSError as exc:
-        raise SystemExit(f"error: {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise SystemExit(f"error: {path}: not JSON ({exc})") from None
+        print(f"error: {path}: {exc.strerror}", file=sys.stderr)
+    except safejson.JsonRefused as exc:
+        print(f"error: {path}: {exc.code}: {exc.message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def signed_request(body: bytes) -> tuple[str, bytes, dict[str, str]]:
@@ -152,9 +157,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except InvalidEvent as exc:
+    except InvalidEvent as exc:  # the file itself: unreadable, not JSON, a non-finite number
         print(f"error: {args.event_file}: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+        return 2
     source = EventSource(args.source) if args.source else None
     text, ok = dryrun.report(dryrun.events_in(doc, source), policy, now, active, args.json)
     print(text)

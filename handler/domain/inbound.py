@@ -135,11 +135,12 @@ JSON_CODES = frozenset({"invalid_json", "json_too_deep", "json_too_many_members"
 
 
 def parse_json(raw: bytes | str) -> Any:
-    """Bounded parse (depth, members, strict UTF-8, no duplicate keys): see `safejson`."""
+    """Bounded parse (depth, members, strict UTF-8, no duplicate keys, finite numbers only):
+    see `safejson`."""
     try:
         return safejson.loads(raw)
     except safejson.JsonRefused as exc:
-        raise InvalidEvent(exc.code, exc.message) from None
+        raise InvalidEvent(exc.code, exc.message, exc.field) from None
 
 
 def parse_room_event_v1(doc: Any) -> RoomEvent:

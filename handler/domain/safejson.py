@@ -1,7 +1,9 @@
 """Bounded JSON parsing for untrusted bodies: depth, member count and text checked before parsing.
 
 `json.loads` alone would accept a body nested thousands of levels deep (and fail with a
-RecursionError somewhere inside), tens of thousands of keys, `NaN`, duplicate keys (which two
+RecursionError somewhere inside), tens of thousands of keys, `NaN`, numbers such as `1e400`
+that overflow to infinity (which a policy would compare and a queue would re-serialise as
+`null`, so the same event could be decided two ways), duplicate keys (which two
 parsers may resolve differently, the classic way to smuggle a field past a signature check) and
 lone UTF-16 surrogates (which later fail to encode). Here each of those is refused up front with
 a clear `JsonRefused` code, so nothing downstream ever sees such a document.
@@ -13,6 +15,7 @@ expression, then the brackets left over are counted with `bytes.translate` and `
 from __future__ import annotations
 
 import json
+import math
 import re
 from itertools import accumulate
 from typing import Any
@@ -28,12 +31,14 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JsonRefused(ValueError):
-    """`code`: invalid_json, json_too_deep or json_too_many_members."""
+    """`code`: invalid_json, json_too_deep, json_too_many_members or non_finite_number (then
+    `field` is the dotted path of such a number, `attributes.players`)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
 
 
 def structure(raw: bytes) -> tuple[int, int]:
@@ -60,6 +65,32 @@ def _no_constants(name: str) -> Any:
     raise JsonRefused("invalid_json", f"{name} is not a JSON number")
 
 
+class _Floats:
+    """`parse_float` hook that notes whether any number overflowed to ±infinity."""
+
+    def __init__(self) -> None:
+        self.overflowed = False
+
+    def __call__(self, text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            self.overflowed = True
+        return value
+
+
+def non_finite_field(doc: Any) -> str | None:
+    """The dotted path of a non-finite float in a parsed document, if any."""
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return path or "(body)"
+        if isinstance(item, dict | list):
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in children)
+    return None
+
+
 def _strings(doc: Any) -> Any:
     """Every string (keys and values) in a parsed document, without recursion."""
     stack = [doc]
@@ -84,11 +115,20 @@ def loads(raw: bytes | str, max_depth: int = MAX_DEPTH, max_members: int = MAX_M
         raise JsonRefused("json_too_many_members", f"JSON has more than {max_members} members")
     try:
         text = data.decode("utf-8")  # RFC 8259: exchanged JSON is UTF-8, nothing else
-        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        floats = _Floats()
+        doc = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_float=floats,
+        )
     except JsonRefused:
         raise
     except (ValueError, RecursionError) as exc:
         raise JsonRefused("invalid_json", f"body is not valid JSON: {type(exc).__name__}") from None
     if b"\\u" in data and any(_LONE_SURROGATE.search(s) for s in _strings(doc)):
         raise JsonRefused("invalid_json", "JSON string holds a lone UTF-16 surrogate")
+    if floats.overflowed:
+        field = non_finite_field(doc)
+        raise JsonRefused("non_finite_number", f"{field}: number out of range (not finite)", field)
     return doc

@@ -161,8 +161,8 @@ def test_cli_reads_stdin_and_takes_active_counts(tmp_path: Path, policy_file: Pa
         (("events/room-created.json", "--now", "yesterday"), 2, "not an ISO 8601"),
         (("events/room-created.json", "--now", "2026-11-23T10:00:00"), 2, "needs a timezone"),
         (("events/room-created.json", "--active", "ranked"), 2, "RULE=COUNT"),
-        (("events/missing.json",), 1, "missing.json"),
-        (("events/invalid/not-json.txt",), 1, "invalid_json"),
+        (("events/missing.json",), 2, "missing.json"),
+        (("events/invalid/not-json.txt",), 2, "invalid_json"),
     ],
 )
 def test_cli_usage_errors(args: tuple[str, ...], code: int, message: str, tmp_path: Path) -> None:
