@@ -47,7 +47,7 @@ SENSITIVE_NAMES = frozenset(
 #: Any name containing one of these is masked too (secret_key, session_token, password, ...).
 SENSITIVE_PARTS = ("secret", "signature", "password", "token", "credential", "authorization")
 
-# Metric names (README "Observability"). Counts only; one datapoint per outcome.
+# Metric names (docs/operations.md, "Observability"). Counts only; one datapoint per outcome.
 RECORDING_STARTED = "RecordingStarted"
 RECORDING_ADOPTED = "RecordingAdopted"
 DUPLICATE_SUPPRESSED = "DuplicateSuppressed"

@@ -5,7 +5,7 @@ in `doc`, a `version` counter and `expiration` (the table's TTL attribute; absen
 entries). `update` is optimistic: read (consistent), apply the change, put on condition that
 `version` is unchanged, retry on conflict, so concurrent writers never lose each other's change.
 
-Table (see README): key pk (S, hash) + sk (S, range); global secondary indexes
+Table (see docs/lifecycle.md): key pk (S, hash) + sk (S, range); global secondary indexes
 `state-checked` (state, checked_at), `state-started` (state, task_started_at) and
 `state-ends` (state, ends_at), all projecting ALL; TTL on `expiration`.
 """

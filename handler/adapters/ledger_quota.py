@@ -5,7 +5,7 @@ The service already writes every session's state to the ledger, so `started`/`st
 nothing to do; `count` asks the ledger for the rule's starting or recording sessions, which an
 index keyed by rule answers without reading other rules' entries. Sessions still `starting`
 count too, so two deliveries deciding at once are less likely to both take the last slot (the
-cap stays soft: see README, Quotas).
+cap stays soft: see docs/policy.md, Quotas).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Settings of the ledger and the scheduler tick, read from the environment with clear errors.
 
 Kept beside the lifecycle code (not in `handler.config`) so branches that extend the main
-settings merge without touching these; the README's configuration table lists both.
+settings merge without touching these; docs/configuration.md lists both.
 """
 
 from __future__ import annotations
