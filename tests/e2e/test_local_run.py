@@ -138,3 +138,49 @@ def test_check_policy_exit_codes(tmp_path: Path) -> None:
     refused = _cli("check-policy", str(bad), env=env)
     assert refused.returncode == 1
     assert "rules[0] ('big') field record_mode" in refused.stderr
+
+
+def _tour() -> list[str]:
+    """The commands of the README's five-minute tour, as a user would paste them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## A five-minute tour", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line[:1] not in "#"]
+
+
+# What each tour command must print, besides exiting 0 (a command not listed here still runs).
+TOUR_EXPECTS = {
+    "curl EMULATOR_URL/_emulator/tasks": '"room_id":"ranked-eu-1042"',
+    ".venv/bin/python -m handler explain events/room-created.json": "yes   ranked-mixed",
+    ".venv/bin/python -m handler recordings": "ranked-eu-1042",
+    ".venv/bin/python -m handler room 1400000000 ranked-eu-1042": "started",
+    ".venv/bin/python -m handler send events/room-closed.json": '"status": "stopped"',
+}
+
+
+def test_every_command_of_the_readme_tour_runs_against_the_local_stack(local_stack) -> None:  # type: ignore[no-untyped-def]
+    url, emulator, _, env = local_stack
+    commands = _tour()
+    assert len(commands) >= 7, commands
+    assert all(commands), commands
+    sends = []
+    for command in commands:
+        argv = command.replace("EMULATOR_URL", emulator).split()
+        if argv[0] == ".venv/bin/python":
+            argv[0] = sys.executable
+        if argv[1:4] == ["-m", "handler", "send"]:
+            argv += ["--url", url]  # the test's stack listens on a free port, not 8080
+        done = subprocess.run(
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        assert TOUR_EXPECTS.get(command, "") in done.stdout, (command, done.stdout)
+        if argv[3:4] == ["send"]:
+            sends.append(json.loads(done.stdout.split("\n", 1)[1]))
+    created = [s for s in sends if s["status"] != "stopped"]
+    assert [s["status"] for s in created] == ["started", "started"]
+    assert created[1]["duplicate"] is True
+    assert created[1]["task_id"] == created[0]["task_id"]
+    with urllib.request.urlopen(f"{emulator}/_emulator/tasks", timeout=5) as resp:
+        tasks = json.loads(resp.read())["tasks"]
+    assert [(t["task_id_str"], t["running"]) for t in tasks] == [(created[0]["task_id"], False)]
