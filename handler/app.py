@@ -143,13 +143,15 @@ def lifecycle_settings() -> LifecycleSettings:
 @cache
 def ledger() -> Ledger:
     from handler.adapters.ledgers import LedgerUrlError, build_ledger, default_ledger_url
+    from handler.watched_ledger import WatchedLedger
 
     ls = lifecycle_settings()
     try:
         url = ls.ledger_store or default_ledger_url(settings().idempotency_store)
-        return build_ledger(url, ls.ledger_ttl_seconds)
+        built = build_ledger(url, ls.ledger_ttl_seconds)
     except LedgerUrlError as exc:
         raise ConfigError(str(exc)) from None
+    return WatchedLedger(built)  # every change also reports what it did to the recording
 
 
 @cache

@@ -60,6 +60,39 @@ WEBHOOK_REJECTED = "WebhookRejected"  # dimension: reason
 # function_name, so each stage's alarm watches its own webhook.
 WEBHOOK_FAILED = "WebhookFailed"
 PACING_WAIT = "GmePacingWait"  # milliseconds a GME call waited for its fleet-wide slot
+# Milliseconds from a room event's `time` to GME's answer to the StartRecord it caused: new
+# starts only (not duplicates, adoptions or scheduled windows). The p99 alarm watches it.
+TIME_TO_RECORD = "TimeToRecord"
+# One datapoint per fact the ledger recorded (started, adopted, skipped, failed, stopped,
+# renewed, swept), dimensions `rule` and `outcome`: rules are bounded by the policy.
+RECORDING_OUTCOME = "RecordingOutcome"
+COLD_START = "ColdStart"  # Powertools' own, inside Lambda (dimension function_name)
+
+#: Every metric name this code emits (the dashboard and the tests hold themselves to it).
+METRIC_NAMES = frozenset(
+    {
+        RECORDING_STARTED,
+        RECORDING_ADOPTED,
+        DUPLICATE_SUPPRESSED,
+        POLICY_SKIPPED,
+        GME_ERROR,
+        THROTTLED,
+        WEBHOOK_REJECTED,
+        WEBHOOK_FAILED,
+        PACING_WAIT,
+        TIME_TO_RECORD,
+        RECORDING_OUTCOME,
+        COLD_START,
+    }
+)
+#: The dimensions each metric carries besides `service` (none when not listed).
+DIMENSIONS: dict[str, tuple[str, ...]] = {
+    GME_ERROR: ("code",),
+    WEBHOOK_REJECTED: ("reason",),
+    WEBHOOK_FAILED: ("function_name",),
+    RECORDING_OUTCOME: ("rule", "outcome"),
+    COLD_START: ("function_name",),
+}
 
 #: Every form a registered secret can take in a serialized line: as is, and JSON-escaped.
 _secret_forms: set[str] = set()
@@ -132,16 +165,32 @@ def count(name: str) -> None:
 
 
 def count_by(name: str, dimension: str, value: str) -> None:
-    _alone(name, MetricUnit.Count, 1, dimension, value[:100] or "unknown")
+    _alone(name, MetricUnit.Count, 1, {dimension: value})
 
 
-def _alone(name: str, unit: MetricUnit, value: float, dimension: str, label: str) -> None:
-    """One datapoint with its own dimension, flushed at once so it cannot leak onto others."""
+def _alone(name: str, unit: MetricUnit, value: float, dimensions: Mapping[str, str]) -> None:
+    """One datapoint with its own dimensions, flushed at once so they cannot leak onto others."""
     one = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
     one.add_dimension(name="service", value=SERVICE)
-    one.add_dimension(name=dimension, value=label)
+    for dimension, label in dimensions.items():
+        one.add_dimension(name=dimension, value=label[:100] or "unknown")
     one.add_metric(name=name, unit=unit, value=value)
     one.flush_metrics()
+
+
+def recording_outcome(outcome: str, rule: str) -> None:
+    """A fact the ledger recorded, by the rule that decided the session. Rule names come from
+    the policy (a bounded set), never from a room, so the dimension stays small."""
+    _alone(RECORDING_OUTCOME, MetricUnit.Count, 1, {"rule": rule, "outcome": outcome})
+
+
+def time_to_record(seconds: float) -> None:
+    """From the room event's `time` to GME's StartRecord answer: what a player waits before
+    the recording runs. A sender clock ahead of ours would make it negative: counted as 0.
+    Added to the invocation's own metrics, like the pacing wait."""
+    metrics.add_metric(
+        name=TIME_TO_RECORD, unit=MetricUnit.Milliseconds, value=round(max(seconds, 0) * 1000, 1)
+    )
 
 
 def gme_error(code: str) -> None:
@@ -161,7 +210,7 @@ def pacing_wait(seconds: float) -> None:
 
 def webhook_failed() -> None:
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "local"
-    _alone(WEBHOOK_FAILED, MetricUnit.Count, 1, "function_name", function)
+    _alone(WEBHOOK_FAILED, MetricUnit.Count, 1, {"function_name": function})
 
 
 def webhook_rejected(reason: str) -> None:

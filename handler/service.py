@@ -124,6 +124,8 @@ class RecordingService:
             log_decision(event, decision, status="retry", error_code=exc.code, why=exc.message)
             self.ledger.update(*key, start_retry_later(exc.code, exc.message, now))
             raise
+        if outcome.status is OutcomeStatus.STARTED and not outcome.duplicate:
+            _time_to_record(event, self._clock())
         if outcome.status in _RUNNING and not outcome.duplicate:
             self._tally("started", event.biz_id, event.room_id, decision.rule)
         entry = self.ledger.update(*key, after_outcome(outcome, now))
@@ -245,6 +247,12 @@ class RecordingService:
 
 
 _RUNNING = (OutcomeStatus.STARTED, OutcomeStatus.ADOPTED)
+
+
+def _time_to_record(event: RoomEvent, now: float) -> None:
+    """Room events only: a scheduled window's "event" is the tick that found it due."""
+    if event.format is not InboundFormat.SCHEDULE:
+        obs.time_to_record(now - event.occurred_at.timestamp())
 
 
 def _owner(entries: list[LedgerEntry], task_id: str) -> LedgerEntry | None:

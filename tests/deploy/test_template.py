@@ -295,6 +295,65 @@ def test_alarms(template: dict[str, Any]) -> None:
         assert a["TreatMissingData"] == "notBreaching"
 
 
+_SEARCH = re.compile(r"SEARCH\('\{([^}]*)\} MetricName=\"(\w+)\"")
+
+
+def dashboard_metrics(template: dict[str, Any]) -> list[tuple[str, str, frozenset[str], Any]]:
+    """(namespace, metric, dimension names, first dimension value) of every graphed metric,
+    from plain metric rows and from SEARCH expressions alike."""
+    body = props(template, "Dashboard")["DashboardBody"]["Fn::Sub"]
+    refs = set(re.findall(r"\$\{([^}]*)\}", body))
+    assert refs <= {"AWS::Region", "RecordQueue.QueueName", "RecordDeadLetterQueue.QueueName"}
+    doc = json.loads(re.sub(r"\$\{([^}]*)\}", r"<\1>", body))
+    found = []
+    for widget in doc["widgets"]:
+        assert widget["properties"]["region"] == "<AWS::Region>"
+        for row in widget["properties"]["metrics"]:
+            if isinstance(row[0], dict):
+                match = _SEARCH.search(row[0]["expression"])
+                assert match, row
+                namespace, *dims = [p.strip() for p in match.group(1).split(",")]
+                found.append((namespace, match.group(2), frozenset(dims), None))
+                continue
+            plain = [x for x in row if not isinstance(x, dict)]
+            namespace, name, *pairs = plain
+            found.append((namespace, name, frozenset(pairs[0::2]), pairs[1] if pairs else None))
+    return found
+
+
+def test_dashboard_graphs_every_metric_the_code_emits(template: dict[str, Any]) -> None:
+    from handler import observability
+
+    graphed = dashboard_metrics(template)
+    ours = {(name, dims) for namespace, name, dims, _ in graphed if namespace == "GmeAutorecord"}
+    for name, dims in ours:  # only names the code emits, with the dimensions it gives them
+        assert name in observability.METRIC_NAMES, name
+        assert dims == {"service", *observability.DIMENSIONS.get(name, ())}, name
+    assert {name for name, _ in ours} == observability.METRIC_NAMES
+    aws = {(ns, name, value) for ns, name, _, value in graphed if ns != "GmeAutorecord"}
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", "<RecordQueue.QueueName>") in aws
+    dlq = "<RecordDeadLetterQueue.QueueName>"
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq) in aws
+    for function in FUNCTIONS:
+        for metric in ("Errors", "Throttles"):
+            assert ("AWS/Lambda", metric, f"{SERVICE}-{function}") in aws
+
+
+def test_time_to_record_p99_alarm_threshold_is_the_param(template: dict[str, Any]) -> None:
+    doc = yaml.safe_load(
+        re.sub(r"!\w+", "", (ROOT / "serverless.yml").read_text().split("\ncustom:")[0])
+    )
+    threshold = doc["params"]["default"]["timeToRecordP99Ms"]
+    alarm = props(template, "TimeToRecordAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("GmeAutorecord", "TimeToRecord")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "gme-autorecord"}]
+    assert alarm["ExtendedStatistic"] == "p99"
+    assert alarm["Threshold"] == threshold
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"]["Fn::If"][0] == "HasAlarmTopic"
+
+
 def lambda_python() -> str | None:
     """The Python 3.12 `make` compiled the zip with (LAMBDA_PYTHON), else the first one found."""
     chosen = os.environ.get("LAMBDA_PYTHON")

@@ -31,13 +31,13 @@ def emf(text: str) -> list[dict[str, Any]]:
 
 
 def metric_counts(docs: list[dict[str, Any]]) -> dict[tuple[str, str | None], int]:
-    """(metric name, its extra dimension value) -> how many datapoints were emitted."""
+    """(metric name, its extra dimension values joined by "/") -> how many datapoints."""
     out: dict[tuple[str, str | None], int] = {}
     for doc in docs:
         directive = doc["_aws"]["CloudWatchMetrics"][0]
         assert directive["Namespace"] == "GmeAutorecord"
         dims = [d for d in directive["Dimensions"][0] if d != "service"]
-        extra = doc[dims[0]] if dims else None
+        extra = "/".join(str(doc[d]) for d in dims) if dims else None
         for metric in directive["Metrics"]:
             values = doc[metric["Name"]]
             n = len(values) if isinstance(values, list) else 1

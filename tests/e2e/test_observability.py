@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -132,7 +133,8 @@ def test_metrics_for_each_outcome(stack: Stack, capsys: pytest.CaptureFixture[st
     third = {**other, "id": "evt-y", "room_id": "ranked-eu-10"}
     worker.handler(sqs_event(third), stack.context("worker"))  # permanent
 
-    counts = metric_counts(emf(capsys.readouterr().out))
+    docs = emf(capsys.readouterr().out)
+    counts = metric_counts(docs)
     counts.pop(("GmePacingWait", None), None)  # whether a call waited depends on timing here
     assert counts == {
         ("RecordingStarted", None): 2,
@@ -142,7 +144,19 @@ def test_metrics_for_each_outcome(stack: Stack, capsys: pytest.CaptureFixture[st
         ("GmeError", "RequestLimitExceeded"): 1,
         ("Throttled", None): 1,
         ("GmeError", "UnsupportedOperation.ServiceNotOpened"): 1,
+        # What the ledger recorded, by rule: the duplicate and the retried start count nothing.
+        ("RecordingOutcome", "ranked-mixed/started"): 2,
+        ("RecordingOutcome", "practice-rooms-never/skipped"): 1,
+        ("RecordingOutcome", "ranked-mixed/failed"): 1,
+        ("TimeToRecord", None): 2,
     }
+    # Each with exactly the dimensions the dashboard's widgets and searches expect.
+    for doc in docs:
+        directive = doc["_aws"]["CloudWatchMetrics"][0]
+        for metric in directive["Metrics"]:
+            assert metric["Name"] in observability.METRIC_NAMES
+            extra = observability.DIMENSIONS.get(metric["Name"], ())
+            assert set(directive["Dimensions"][0]) == {"service", *extra}, metric["Name"]
 
 
 def pacing_waits(docs: list[dict[str, Any]]) -> list[float]:
@@ -170,6 +184,41 @@ def test_time_waiting_for_a_gme_slot_is_a_metric(
     assert waits, "no GmePacingWait datapoint"
     assert 500 < waits[0] <= 1000, waits
     assert all(0 <= w <= 1000 for w in waits), waits  # a wait under 0.05 ms shows as 0.0
+
+
+def metric_values(docs: list[dict[str, Any]], name: str, unit: str) -> list[float]:
+    values: list[float] = []
+    for doc in docs:
+        if name in doc:
+            units = {m["Name"]: m["Unit"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+            assert units[name] == unit
+            values += doc[name] if isinstance(doc[name], list) else [doc[name]]
+    return values
+
+
+def test_time_to_record_from_the_event_time_to_gmes_answer(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The room was created 3 s before it reached us (queue age, sender retries): that counts.
+    created = {**load_event("room-created.json"), "time": _iso(time.time() - 3)}
+    before = time.time()
+    webhook.handler(stack.room_event_request(created), stack.context("webhook"))
+    spent = time.time() - before
+    webhook.handler(stack.room_event_request(created), stack.context("webhook"))  # duplicate
+    closed = {**created, "id": "evt-close", "type": "room.closed"}
+    webhook.handler(stack.room_event_request(closed), stack.context("webhook"))
+    docs = emf(capsys.readouterr().out)
+    [value] = metric_values(docs, "TimeToRecord", "Milliseconds")  # the start only
+    assert 3000 <= value <= (3 + spent) * 1000 + 1000, value
+    directive = next(d for d in docs if "TimeToRecord" in d)["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Dimensions"] == [["service"]]  # what the p99 alarm watches
+    counts = metric_counts(docs)
+    assert counts[("RecordingOutcome", "ranked-mixed/started")] == 1
+    assert counts[("RecordingOutcome", "ranked-mixed/stopped")] == 1
+
+
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def test_tracing_is_off_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,7 +253,11 @@ def test_adopted_after_a_lost_answer_counts_once(
     worker.handler(event, stack.context("worker"))  # redelivery adopts the running task
     counts = metric_counts(emf(capsys.readouterr().out))
     counts.pop(("GmePacingWait", None), None)  # whether a call waited depends on timing here
-    assert counts == {("GmeError", "ClientNetworkError"): 1, ("RecordingAdopted", None): 1}
+    assert counts == {
+        ("GmeError", "ClientNetworkError"): 1,
+        ("RecordingAdopted", None): 1,
+        ("RecordingOutcome", "ranked-mixed/adopted"): 1,  # no TimeToRecord: GME's answer was lost
+    }
 
 
 def test_an_unexpected_fault_is_logged_with_its_traceback(
