@@ -74,7 +74,9 @@ def start_event(task: str, at: float) -> RecordingChange:
 def test_ids_depend_on_the_fact_only() -> None:
     first, again = start_event(TASK, 100.0), start_event(TASK, 5000.0)  # same fact, later
     other = start_event("12345", 100.0)  # another task: another fact
-    assert first.event is not None and again.event is not None and other.event is not None
+    assert first.event is not None
+    assert again.event is not None
+    assert other.event is not None
     assert first.event.id == again.event.id
     assert first.event.time != again.event.time
     assert other.event.id != first.event.id
@@ -84,7 +86,8 @@ def test_adopted_failed_and_skipped() -> None:
     entry, _ = apply(None, starting(*KEY, DECISION, 100.0))
     _, [adopted] = apply(entry, after_outcome(started(status=OutcomeStatus.ADOPTED), 101.0))
     assert adopted.kind is ChangeKind.ADOPTED
-    assert adopted.event is not None and adopted.event.adopted is True
+    assert adopted.event is not None
+    assert adopted.event.adopted is True
     refused = Outcome(
         status=OutcomeStatus.FAILED,
         error_code="UnsupportedOperation.ServiceNotOpened",
@@ -130,7 +133,8 @@ def test_stop_reasons_follow_the_close() -> None:
     ]:
         entry, _ = apply(recording(), closing(*KEY, 110.0, detail))
         _, [stop] = apply(entry, stopped(111.0, detail))
-        assert stop.event is not None and stop.event.reason == reason, detail
+        assert stop.event is not None
+        assert stop.event.reason == reason, detail
 
 
 def test_a_new_file_is_one_event_per_file_and_a_repeat_is_none() -> None:
@@ -146,4 +150,5 @@ def test_a_new_file_is_one_event_per_file_and_a_repeat_is_none() -> None:
     assert callback(note, 121.0)(entry) is None  # GME repeated its callback
     second = CallbackNote(task_id=TASK, event_type=3, seq=2, files=("b.mp3",))
     _, [other] = apply(entry, callback(second, 122.0))
-    assert other.event is not None and other.event.id != file.event.id
+    assert other.event is not None
+    assert other.event.id != file.event.id
