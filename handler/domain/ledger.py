@@ -10,9 +10,10 @@ see each other's write.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,10 +21,16 @@ from handler.domain.decision import RecordMode, RecordPlan
 
 #: GME ends every recording task 24 hours after it started.
 GME_TASK_CAP_SECONDS = 24 * 3600
-#: History lines kept per entry; the oldest are dropped first.
-MAX_HISTORY = 100
-#: Callback dedup keys kept per entry (a session has few segments; this bounds a flood).
-MAX_CALLBACK_KEYS = 500
+#: DynamoDB refuses an item over 400 KB, and every later write of it would fail. An entry is
+#: bounded in bytes whatever GME or a caller sends: each growing part has a UTF-8 budget (as
+#: DynamoDB counts a string), keeps its newest elements and counts what it dropped. The parts
+#: plus the fixed fields stay under `MAX_ENTRY_BYTES` (a test sends the worst case).
+MAX_ENTRY_BYTES = 64 * 1024
+HISTORY_BYTES = 24 * 1024
+FILES_BYTES = 16 * 1024
+CALLBACK_KEYS_BYTES = 8 * 1024
+#: One history line's detail, and the last error kept (GME messages, file lists).
+MAX_TEXT_BYTES = 512
 
 
 class LedgerState(StrEnum):
@@ -83,6 +90,10 @@ class LedgerEntry(BaseModel):
     files: tuple[str, ...] = ()
     callback_keys: tuple[str, ...] = ()
     history: tuple[HistoryItem, ...] = ()
+    #: How many of each were dropped to keep the entry within its byte budget (oldest first).
+    files_dropped: int = 0
+    callback_keys_dropped: int = 0
+    history_dropped: int = 0
 
     @property
     def key(self) -> tuple[int, str, str]:
@@ -108,9 +119,14 @@ class LedgerEntry(BaseModel):
     def noted(
         self, at: float, what: str, detail: str = "", task_id: str | None = None
     ) -> LedgerEntry:
-        item = HistoryItem(at=at, what=what, detail=detail, task_id=task_id)
+        item = HistoryItem(at=at, what=what, detail=clip(detail), task_id=task_id)
+        history, dropped = newest_within((*self.history, item), HISTORY_BYTES, _history_bytes)
         return self.model_copy(
-            update={"history": (*self.history, item)[-MAX_HISTORY:], "updated_at": at}
+            update={
+                "history": history,
+                "history_dropped": self.history_dropped + dropped,
+                "updated_at": at,
+            }
         )
 
     def changed(self, at: float, **fields: object) -> LedgerEntry:
@@ -118,6 +134,47 @@ class LedgerEntry(BaseModel):
 
 
 Change = Callable[[LedgerEntry | None], LedgerEntry | None]
+
+
+T = TypeVar("T")
+
+
+def utf8_bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def clip(text: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes on a character boundary, marked when cut."""
+    if utf8_bytes(text) <= limit:
+        return text
+    cut = text.encode("utf-8", "surrogatepass")[: limit - 3].decode("utf-8", "ignore")
+    return cut + "\u2026"
+
+
+def newest_within(
+    items: tuple[T, ...], budget: int, size: Callable[[T], int]
+) -> tuple[tuple[T, ...], int]:
+    """The newest (last) items whose sizes add up to at most `budget`, and how many were
+    dropped. An item alone over the budget is dropped too: a budget is never exceeded."""
+    kept: list[T] = []
+    used = 0
+    for item in reversed(items):
+        used += size(item)
+        if used > budget:
+            break
+        kept.append(item)
+    return tuple(reversed(kept)), len(items) - len(kept)
+
+
+def json_string_bytes(text: str) -> int:
+    """What one string adds to the entry's JSON document: its encoded bytes (quotes and
+    escapes included) and a comma."""
+    return utf8_bytes(json.dumps(text, ensure_ascii=False)) + 1
+
+
+def _history_bytes(item: HistoryItem) -> int:
+    # Field names, the float and the task id: under 80 bytes besides `what` and `detail`.
+    return 80 + json_string_bytes(item.what) + json_string_bytes(item.detail)
 
 
 class Ledger(Protocol):

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from handler.domain.decision import Decision
 from handler.domain.ledger import (
+    CALLBACK_KEYS_BYTES,
+    FILES_BYTES,
     CallbackNote,
     Change,
     LedgerEntry,
     LedgerState,
+    clip,
+    json_string_bytes,
     new_entry,
+    newest_within,
 )
 from handler.domain.outcome import Outcome, OutcomeStatus
-
-MAX_FILES = 200
 
 
 def starting(
@@ -101,7 +104,7 @@ def after_outcome(outcome: Outcome, at: float) -> Change:
             return entry.changed(
                 at,
                 state=LedgerState.STOPPED if entry.closed else LedgerState.FAILED,
-                last_error=f"{outcome.error_code}: {outcome.reason}",
+                last_error=clip(f"{outcome.error_code}: {outcome.reason}"),
                 retryable=False,
             ).noted(at, "failed", f"{outcome.error_code}: {outcome.reason}")
         return None
@@ -119,7 +122,7 @@ def start_retry_later(code: str, message: str, at: float) -> Change:
         return entry.changed(
             at,
             state=state,
-            last_error=f"{code}: {message}",
+            last_error=clip(f"{code}: {message}"),
             retryable=not entry.closed,
             failed_at=at,
         ).noted(at, "error", f"{code}: {message} (will retry)")
@@ -225,14 +228,21 @@ def callback(note: CallbackNote, at: float) -> Change:
     def change(entry: LedgerEntry | None) -> LedgerEntry | None:
         if entry is None or note.dedup_key in entry.callback_keys:
             return None
-        files = tuple(dict.fromkeys((*entry.files, *note.files)))[:MAX_FILES]
+        merged = tuple(dict.fromkeys((*entry.files, *note.files)))  # newest last
+        files, files_dropped = newest_within(merged, FILES_BYTES, json_string_bytes)
+        keys, keys_dropped = newest_within(
+            (*entry.callback_keys, note.dedup_key), CALLBACK_KEYS_BYTES, json_string_bytes
+        )
         what = {1: "callback: started", 2: "callback: finished", 3: "callback: uploaded"}.get(
             note.event_type, f"callback: type {note.event_type}"
         )
         detail = f"seq {note.seq}" + (f", files {', '.join(note.files)}" if note.files else "")
-        keys = (*entry.callback_keys, note.dedup_key)[-500:]
-        return entry.changed(at, files=files, callback_keys=keys).noted(
-            at, what, detail, note.task_id
-        )
+        return entry.changed(
+            at,
+            files=files,
+            files_dropped=entry.files_dropped + files_dropped,
+            callback_keys=keys,
+            callback_keys_dropped=entry.callback_keys_dropped + keys_dropped,
+        ).noted(at, what, detail, note.task_id)
 
     return change

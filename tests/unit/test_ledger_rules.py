@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from handler.domain.decision import Decision, RecordPlan
-from handler.domain.ledger import CallbackNote, LedgerEntry, LedgerState, latest_open
+from handler.domain.ledger import (
+    MAX_ENTRY_BYTES,
+    MAX_TEXT_BYTES,
+    CallbackNote,
+    LedgerEntry,
+    LedgerState,
+    clip,
+    latest_open,
+    newest_within,
+)
 from handler.domain.ledger_rules import (
     after_outcome,
     callback,
@@ -88,3 +97,30 @@ def test_latest_open_skips_closed_and_skipped() -> None:
     closed_b = closing(1, "room", "t", 6.0, "x")(b)
     assert closed_b is not None
     assert latest_open([a, closed_b, c]) == a
+
+
+def test_callback_parts_stay_within_their_byte_budgets_keeping_the_newest() -> None:
+    entry = fresh()
+    for seq in range(300):
+        name = f"{seq:03d}" + "录" * 1021  # 3 KB of UTF-8 each
+        changed = callback(CallbackNote(task_id="1", event_type=3, seq=seq, files=(name,)), 2.0)(
+            entry
+        )
+        assert changed is not None
+        entry = changed
+    size = len(entry.model_dump_json().encode())
+    assert size <= MAX_ENTRY_BYTES
+    assert entry.files[-1].startswith("299")
+    assert entry.files_dropped + len(entry.files) == 300
+    assert entry.history_dropped + len(entry.history) == 301  # the decision line too
+    assert entry.callback_keys[-1] == "1:3:299"
+    assert all(len(h.detail.encode()) <= MAX_TEXT_BYTES for h in entry.history)
+
+
+def test_clip_cuts_on_a_character_boundary_and_says_so() -> None:
+    assert clip("short") == "short"
+    cut = clip("录" * 1000, 100)
+    assert len(cut.encode()) <= 100
+    assert cut.endswith("\u2026")
+    assert newest_within((1, 2, 3, 4), 7, lambda n: n) == ((3, 4), 2)
+    assert newest_within((50,), 7, lambda n: n) == ((), 1)  # alone over budget: dropped
