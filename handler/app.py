@@ -2,15 +2,21 @@
 
 Everything is built lazily on first use, so importing an entry module stays cheap and a
 configuration error surfaces as one clear message on the first event rather than an import crash.
+
+"Once" holds under concurrency too: the local server answers requests on several threads, and
+two first requests racing through an unlocked cache would each build a recorder, a gateway and
+a store, and keep a mix of them. Every factory is `@once`: one re-entrant lock, taken only
+until the adapter exists (the warm path reads it without locking).
 """
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from handler.config import ConfigError, Settings
-from handler.observability import gme_error, pacing_wait, register_secrets
+from handler.observability import gme_error, logger, pacing_wait, register_secrets
 
 if TYPE_CHECKING:  # the policy package is loaded only where a room is decided
     from handler.adapters.policy_source import PolicyProvider
@@ -24,8 +30,47 @@ if TYPE_CHECKING:  # the policy package is loaded only where a room is decided
     from handler.recorder import Recorder
     from handler.service import RecordingService
 
+T = TypeVar("T")
 
-@cache
+#: One lock for every factory: they call each other (the recorder builds the gateway), and a
+#: single re-entrant lock cannot deadlock on that, while two threads never build in parallel.
+_building = threading.RLock()
+
+
+class _Once(Generic[T]):
+    """A factory that runs once per process; a failure is not kept, so the next call retries."""
+
+    _unset: Any = object()
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: Any = self._unset
+        self.__name__ = factory.__name__
+        self.__doc__ = factory.__doc__
+
+    def __call__(self) -> T:
+        value = self._value
+        if value is self._unset:
+            with _building:
+                if self._value is self._unset:
+                    self._value = self._factory()
+                    logger.debug("adapter built", extra={"adapter": self.__name__})
+                value = self._value
+        return value  # type: ignore[no-any-return]
+
+    def built(self) -> bool:
+        return self._value is not self._unset
+
+    def cache_clear(self) -> None:
+        with _building:
+            self._value = self._unset
+
+
+def once(factory: Callable[[], T]) -> _Once[T]:
+    return _Once(factory)
+
+
+@once
 def settings() -> Settings:
     built = Settings.from_env()
     register_secrets(_secret_values(built))
@@ -42,7 +87,7 @@ def _secret_values(s: Settings) -> list[str]:
     return single + listed + bare
 
 
-@cache
+@once
 def policy_provider() -> PolicyProvider:
     from handler.adapters.policy_source import PolicyProvider, source_from_setting
 
@@ -55,7 +100,7 @@ def policy() -> Policy:
     return policy_provider().current()
 
 
-@cache
+@once
 def active_recordings() -> ActiveRecordingsLedger | None:
     """Running-recording counts for `max_concurrent` caps (`ACTIVE_RECORDINGS`). None when not
     configured: caps are then not enforced, and every decision that would apply one says so in
@@ -69,7 +114,7 @@ def active_recordings() -> ActiveRecordingsLedger | None:
     return build_active_recordings(settings().active_recordings)
 
 
-@cache
+@once
 def gme() -> Any:
     """The SDK gateway, paced to GME's limit through a schedule shared by the whole fleet."""
     from handler.adapters.gme_client import TencentGme
@@ -91,32 +136,36 @@ def gme() -> Any:
         reserve_seconds=s.gme_timeout_seconds + 0.5,
         on_throttle=gme_error,
         on_wait=pacing_wait,
+        context=current_context,
     )
-    if _context is not None:
-        limited.bind_context(_context)
     return limited
 
 
-_context: Any = None
+#: The invocation being handled on this thread. Per thread because the local server runs
+#: requests side by side; in Lambda one thread handles one invocation at a time.
+_invocation = threading.local()
+
+
+def current_context() -> Any:
+    """This thread's Lambda context (None outside an invocation). The rate limiter reads its
+    deadline from here on every call, so no gateway can keep an earlier invocation's."""
+    return getattr(_invocation, "context", None)
 
 
 def bind_context(context: Any) -> None:
     """Give the recorder this invocation's Lambda context: its in-progress locks then expire with
     the invocation, so a crashed attempt does not block retries until the record expires. The
-    rate limiter takes its deadline from the same context."""
-    global _context
-    _context = context
+    rate limiter takes its deadline from the same context (`current_context`)."""
+    _invocation.context = context
     if context is None:
         return
-    if recorder.cache_info().currsize:
+    if recorder.built():
         recorder().register_context(context)
-    if enqueuer.cache_info().currsize:
+    if enqueuer.built():
         enqueuer().register_context(context)
-    if gme.cache_info().currsize and hasattr(gme(), "bind_context"):
-        gme().bind_context(context)
 
 
-@cache
+@once
 def recorder() -> Recorder:
     from handler.adapters.stores import build_persistence_layer
     from handler.recorder import Recorder
@@ -128,19 +177,19 @@ def recorder() -> Recorder:
         expiry_seconds=s.idempotency_expiry_seconds,
         room_not_found_grace_seconds=s.room_not_found_grace_seconds,
     )
-    if _context is not None:
-        built.register_context(_context)
+    if current_context() is not None:
+        built.register_context(current_context())
     return built
 
 
-@cache
+@once
 def lifecycle_settings() -> LifecycleSettings:
     from handler.lifecycle.settings import LifecycleSettings
 
     return LifecycleSettings.from_env()
 
 
-@cache
+@once
 def ledger() -> Ledger:
     from handler.adapters.ledgers import LedgerUrlError, build_ledger, default_ledger_url
     from handler.watched_ledger import WatchedLedger
@@ -154,28 +203,28 @@ def ledger() -> Ledger:
     return WatchedLedger(built)  # every change also reports what it did to the recording
 
 
-@cache
+@once
 def schedules() -> Schedules:
     from handler.domain.schedule import load_schedules
 
     return load_schedules(lifecycle_settings().recording_schedules)
 
 
-@cache
+@once
 def service() -> RecordingService:
     from handler.service import RecordingService
 
     return RecordingService(policy, recorder, ledger(), active_recordings())
 
 
-@cache
+@once
 def lifecycle() -> Lifecycle:
     from handler.lifecycle.tick import Lifecycle
 
     return Lifecycle(service(), recorder(), ledger(), schedules, lifecycle_settings())
 
 
-@cache
+@once
 def publisher() -> SqsPublisher:
     from handler.adapters.queue import SqsPublisher
 
@@ -185,7 +234,7 @@ def publisher() -> SqsPublisher:
     return SqsPublisher(url)
 
 
-@cache
+@once
 def enqueuer() -> Enqueuer:
     """Queue mode's once-per-event-id enqueue, with a persistence layer of its own (a layer
     keeps the first idempotency config it is used with, so it is never shared)."""
@@ -196,8 +245,8 @@ def enqueuer() -> Enqueuer:
     built = Enqueuer(
         publisher(), build_persistence_layer(s.idempotency_store), s.idempotency_expiry_seconds
     )
-    if _context is not None:
-        built.register_context(_context)
+    if current_context() is not None:
+        built.register_context(current_context())
     return built
 
 

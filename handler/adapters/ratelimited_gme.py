@@ -11,8 +11,10 @@ Two layers, because they fail differently:
    new slot each time. Repeating is safe even for StartRecord: GME refused it before doing
    anything.
 
-The deadline is the registered Lambda context's remaining time minus ``reserve_seconds`` (kept
-for the call itself and for writing the outcome). No wait or backoff sleep ever ends after it:
+The deadline is the current Lambda context's remaining time minus ``reserve_seconds`` (kept
+for the call itself and for writing the outcome). The context is read from ``context`` (a
+callable) on every call rather than stored once, so a gateway built during one invocation never
+waits by that invocation's clock in the next. No wait or backoff sleep ever ends after it:
 when the next slot or backoff would, the call fails at once with a retryable error and the
 queue brings the message back later.
 """
@@ -48,6 +50,7 @@ class RateLimitedGme:
         jitter: Callable[[], float] = random.random,
         on_throttle: Callable[[str], None] | None = None,
         on_wait: Callable[[float], None] | None = None,
+        context: Callable[[], Any] | None = None,
     ) -> None:
         self._inner = inner
         self._on_throttle = on_throttle
@@ -59,17 +62,17 @@ class RateLimitedGme:
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
-        self._context: Any = None
+        self._context: Callable[[], Any] = context or (lambda: None)
         #: Counters for logs and benchmarks: slots waited for, throttled answers, backoff sleeps.
         self.stats = {"waited": 0, "throttled": 0, "no_time_left": 0}
 
     def bind_context(self, context: Any) -> None:
-        """Use this invocation's remaining time as the deadline (None: no deadline)."""
-        self._context = context
+        """Use this context's remaining time as the deadline from now on (None: no deadline)."""
+        self._context = lambda: context
 
     def budget(self) -> float:
         """Seconds this call may still spend waiting."""
-        remaining = getattr(self._context, "get_remaining_time_in_millis", None)
+        remaining = getattr(self._context(), "get_remaining_time_in_millis", None)
         if remaining is None:
             return float("inf")
         return max(0.0, float(remaining()) / 1000 - self._reserve)
