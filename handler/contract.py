@@ -56,7 +56,11 @@ class Health(BaseModel):
 
 _RETRY_HEADERS = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 _COMMON: dict[int, tuple[str, type[BaseModel]]] = {
-    400: ("not JSON, JSON too deep or too many members, or base64 body that is not", ErrorBody),
+    400: (
+        "not JSON, JSON too deep or too many members, base64 body that is not, or a signing "
+        "header sent twice (duplicate_header; `field` names it)",
+        ErrorBody,
+    ),
     401: (
         "signature missing or wrong, timestamp stale, SdkAppId mismatch, key not configured",
         ErrorBody,

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from handler.config import Settings
 from handler.domain.events import EventSource, RoomEvent
+from handler.domain.headers import repeated_header
 from handler.domain.inbound import (
     JSON_CODES,
     IgnoredEvent,
@@ -43,6 +44,13 @@ class Route(StrEnum):
     TRTC = "/v1/trtc/room-callbacks"
     GME_CALLBACK = "/v1/gme/recording-callbacks"
 
+
+#: The signing headers each route reads; each must be sent once (`handler.domain.headers`).
+SIGNING_HEADERS = {
+    Route.ROOM_EVENTS: ("webhook-id", "webhook-timestamp", "webhook-signature"),
+    Route.TRTC: ("sign", "sdkappid"),
+    Route.GME_CALLBACK: ("signature",),
+}
 
 #: Which setting holds each route's keys (named in the start-up warning, never their values).
 KEY_SETTINGS = {
@@ -117,6 +125,10 @@ def ingest(
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise Rejected(415, "unsupported_media_type", "Content-Type must be application/json")
+    repeated = repeated_header(headers, SIGNING_HEADERS[route])
+    if repeated:
+        message = f"the {repeated} header must be sent once"
+        raise Rejected(400, "duplicate_header", message, repeated)
     try:
         return _authenticated_parse(route, headers, body, settings, now)
     except SignatureRejected as exc:

@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from handler import app
+from handler.domain.headers import join_repeated
 from handler.observability import logger
 
 #: Local-only signing keys, used when the real ones are not configured. Never deploy them.
@@ -134,27 +136,90 @@ def http_event(method: str, path: str, headers: dict[str, str], body: bytes) -> 
 #: API Gateway HTTP APIs take payloads up to 10 MB; the local server stops well before.
 MAX_LOCAL_BODY = 2 * 1024 * 1024
 
+#: Seconds a client may stay silent while sending a request line or a header, and may take for
+#: the whole body (LOCAL_READ_TIMEOUT_SECONDS). A slower client is dropped, so it cannot hold a
+#: server thread forever; an idle keep-alive connection is closed after as long.
+DEFAULT_READ_TIMEOUT = 10.0
+
+#: Machine codes for the answers the stdlib server gives before a request reaches the webhook.
+_SERVER_CODES = {
+    400: "bad_request",
+    408: "request_timeout",
+    414: "uri_too_long",
+    431: "headers_too_large",
+    505: "http_version_not_supported",
+}
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server_version = "gme-autorecord-local"
+    timeout = DEFAULT_READ_TIMEOUT  # the socket's: per read while the request line and headers come
+
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        # Every method, TRACE and CONNECT included, goes to the webhook's router, which answers
+        # the JSON 405 (or 404) the deployed API gives, not the stdlib's HTML 501.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _serve(self) -> None:
         from handler import webhook
 
-        length_text = self.headers.get("content-length") or "0"
+        # Repeated headers are joined with commas, as API Gateway does before the function
+        # runs, so the webhook refuses a repeated signing header alike in both places.
+        headers = join_repeated(self.headers.items())
+        length_text = headers.get("content-length") or "0"
         length = int(length_text) if length_text.isascii() and length_text.isdigit() else -1
         if not 0 <= length <= MAX_LOCAL_BODY:
             # API Gateway refuses these before any function runs; do the same, unread.
-            self.close_connection = True
             code = "body_too_large" if length > 0 else "bad_content_length"
-            self._send(413 if length > 0 else 400, {}, json.dumps({"code": code, "message": code}))
+            self._refuse(413 if length > 0 else 400, code, code)
             return
-        body = self.rfile.read(length)
-        event = http_event(self.command, self.path, dict(self.headers.items()), body)
+        body = self._read_body(length)
+        if body is None:
+            self._refuse(408, "request_timeout", f"body not received within {self.timeout:g} s")
+            return
+        event = http_event(self.command, self.path, headers, body)
         result = webhook.handler(event, LocalContext("webhook"))
         self._send(result.get("statusCode", 500), result.get("headers") or {}, result.get("body"))
+
+    def _read_body(self, length: int) -> bytes | None:
+        """The body, read within one read timeout in all (not per read, so a client trickling
+        a byte at a time is dropped too); None when it did not arrive in time."""
+        deadline = time.monotonic() + self.timeout
+        chunks: list[bytes] = []
+        missing = length
+        try:
+            while missing > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(missing, 65536))
+                if not chunk:
+                    return None
+                chunks.append(chunk)
+                missing -= len(chunk)
+        except TimeoutError:
+            return None
+        finally:
+            self.connection.settimeout(self.timeout)
+        return b"".join(chunks)
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self.close_connection = True
+        body = json.dumps({"code": code, "message": message})
+        self._send(status, {"Content-Type": "application/json", "Connection": "close"}, body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (malformed request line, headers too long or too many) as
+        JSON with a machine code, like every other answer, instead of an HTML page; always
+        with a status line, even when the request line never got to name its HTTP version."""
+        self.request_version = self.protocol_version
+        text = message or HTTPStatus(code).phrase
+        self._refuse(code, _SERVER_CODES.get(code, "bad_request"), text)
 
     def _send(self, status: int, headers: dict[str, str], body: str | None) -> None:
         payload = (body or "").encode()
@@ -184,7 +249,8 @@ def serve(host: str, port: int) -> None:
             if not settings.record_queue_url
             else f"  worker: queue {settings.record_queue_url}"
         )
-        server = ThreadingHTTPServer((host, port), _Handler)
+        handler = type("LocalHandler", (_Handler,), {"timeout": _read_timeout()})
+        server = ThreadingHTTPServer((host, port), handler)
         url = f"http://{host}:{server.server_address[1]}"
         say(
             f"  listening on {url}: POST /v1/room-events, /v1/trtc/room-callbacks, "
@@ -199,6 +265,17 @@ def serve(host: str, port: int) -> None:
         finally:
             stop_ticking.set()
             server.server_close()
+
+
+def _read_timeout() -> float:
+    text = os.environ.get("LOCAL_READ_TIMEOUT_SECONDS") or str(DEFAULT_READ_TIMEOUT)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise SystemExit("error: LOCAL_READ_TIMEOUT_SECONDS must be seconds in (0, 3600]")
+    return seconds
 
 
 def _start_ticker() -> threading.Event:

@@ -241,3 +241,38 @@ def test_error_bodies_never_echo_a_key(stack: Stack) -> None:
         _, body, _ = call(stack, request)
         assert "test-suite" not in json.dumps(body)
         assert base64.b64encode(b"test-suite-webhook-key").decode() not in json.dumps(body)
+
+
+def test_signing_headers_api_gateway_joined_from_repeats_are_400(stack: Stack) -> None:
+    """API Gateway joins a repeated header with commas: the webhook refuses that join in every
+    signing header, even when each repeat alone is a valid signature."""
+    doc = load_event("room-created.json")
+    one = stack.room_event_request(doc)
+    sig = one["headers"]["webhook-signature"]
+    for name, value in [
+        ("webhook-signature", f"{sig},{sig}"),
+        ("webhook-signature", f"{sig} {sig},{sig}"),
+        ("webhook-id", f"{one['headers']['webhook-id']},other"),
+        ("webhook-timestamp", f"{one['headers']['webhook-timestamp']},1"),
+    ]:
+        request = {**one, "headers": {**one["headers"], name: value}}
+        assert refused(stack, request, 400, "duplicate_header")["field"] == name
+    raw = json.dumps(trtc_doc()).encode()
+    trtc = trtc_raw(raw)
+    for name in ("sign", "sdkappid"):
+        value = trtc["headers"][name]
+        request = {**trtc, "headers": {**trtc["headers"], name: f"{value},{value}"}}
+        assert refused(stack, request, 400, "duplicate_header")["field"] == name
+    gme = gme_request({**load_event("gme-recording-started.json")})
+    sig = gme["headers"]["signature"]
+    request = {**gme, "headers": {**gme["headers"], "signature": f"{sig},{sig}"}}
+    assert refused(stack, request, 400, "duplicate_header")["field"] == "signature"
+
+
+def test_one_header_with_two_rotation_signatures_is_still_accepted(stack: Stack) -> None:
+    doc = load_event("room-created.json")
+    one = stack.room_event_request(doc)
+    sig = one["headers"]["webhook-signature"]
+    request = {**one, "headers": {**one["headers"], "webhook-signature": f"v1,b2xk {sig}"}}
+    status, body, _ = call(stack, request)
+    assert (status, body["status"]) == (200, "started")
