@@ -4,6 +4,7 @@ run                         start the local stack (HTTP server, inline worker, e
 invoke FUNCTION FILE        run one Lambda entry point on an event file; print the result
 send FILE [--url URL]       sign a room event or TRTC body and POST it to a running stack
 check-policy [FILE]         validate a policy document; non-zero exit on error
+  [--cases CASES.yaml]      and check its test cases: expected decisions (exit 1 on a miss)
 explain EVENT_FILE|-        dry run: which rule decides the event, why earlier ones did not
 check-schedules [FILE]      validate a schedules document (RECORDING_SCHEDULES)
 recordings [--state S]      list recordings from the ledger
@@ -127,6 +128,7 @@ def _policy(setting: str | None) -> Any:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from handler import policy_cases
     from handler.domain.policy import PolicyError
 
     try:
@@ -134,9 +136,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    rules = len(policy.document.rules)
-    print(f"ok: {policy.source}: {rules} rules, version {policy.version}")
-    return 0
+    if args.cases is None:
+        rules = len(policy.document.rules)
+        print(f"ok: {policy.source}: {rules} rules, version {policy.version}")
+        return 0
+    try:
+        text = Path(args.cases).read_text(encoding="utf-8")
+        cases = policy_cases.load_cases(text, args.cases)
+    except OSError as exc:
+        print(f"error: {args.cases}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except (UnicodeDecodeError, policy_cases.CasesError) as exc:
+        why = str(exc) if isinstance(exc, policy_cases.CasesError) else f"{args.cases}: not UTF-8"
+        print(f"error: {why}", file=sys.stderr)
+        return 2
+    report, held = policy_cases.run_cases(policy, cases)
+    print(report)
+    return 0 if held else 1
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -203,8 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("file")
     send.add_argument("--url", default="http://127.0.0.1:8080")
     send.set_defaults(func=cmd_send)
-    check = sub.add_parser("check-policy", help="validate a policy document")
+    check = sub.add_parser(
+        "check-policy", help="validate a policy document; --cases runs its test cases"
+    )
     check.add_argument("file", nargs="?")
+    check.add_argument(
+        "--cases", metavar="CASES.yaml", help="expected decisions to check (exit 1 on a miss)"
+    )
     check.set_defaults(func=cmd_check)
     exp = sub.add_parser(
         "explain", help="dry run: which rule decides an event and why (no GME, no store)"
