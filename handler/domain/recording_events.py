@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handler.domain.ledger import MAX_HISTORY, HistoryItem, LedgerEntry, LedgerState
+from handler.domain.ledger import HistoryItem, LedgerEntry, LedgerState
 
 
 class ChangeKind(StrEnum):
@@ -121,9 +121,10 @@ def event_id(*parts: object) -> str:
 def _added(old: LedgerEntry | None, new: LedgerEntry) -> tuple[HistoryItem, ...]:
     if old is None:
         return new.history
-    if len(old.history) < MAX_HISTORY:
-        return new.history[len(old.history) :]
-    return new.history[-1:] if new.history and new.history[-1] != old.history[-1] else ()
+    # The history keeps its newest lines within a byte budget: what a change added is what
+    # it grew by plus what it pushed out at the front.
+    added = len(new.history) - len(old.history) + new.history_dropped - old.history_dropped
+    return new.history[-added:] if added > 0 else ()
 
 
 def stop_reason(entry: LedgerEntry) -> StopReason:
