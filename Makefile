@@ -32,7 +32,7 @@ OSLS := HOME=$(CURDIR)/$(BUILD)/home SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_
 STAGE  ?= dev
 REGION ?= eu-west-1
 
-.PHONY: run test lint typecheck unit bench install clean artifact package deploy node-tools services smoke
+.PHONY: run test lint typecheck unit bench mutation install clean artifact package deploy node-tools services smoke
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -65,6 +65,11 @@ test: lint typecheck services package smoke
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Mutation testing of the core modules (docs/testing.md); not in CI: it takes tens of minutes.
+# MUTATE=handler/recorder.py limits it to some modules.
+mutation: $(STAMP)
+	$(BIN)/python -m tests.mutation $(MUTATE)
 
 # Runtime dependencies for Lambda. boto3/botocore/s3transfer come with the Lambda runtime (they
 # arrive here only as aws-xray-sdk's dependency, with dateutil and six), so they are removed.

@@ -34,6 +34,9 @@ PERMANENT = [
     "AuthFailure.InvalidSecretId",
     "AuthFailure.MFAFailure",
     "InvalidAction",
+    "NoSuchVersion",
+    "OperationDenied",
+    "OperationDenied.AccountIsolated",
     "LimitExceeded",
     "ResourceNotFound.TaskNotFound",
 ]

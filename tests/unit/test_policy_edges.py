@@ -1,0 +1,111 @@
+"""Policy corners the main tests pass over: offsets, long condition chains, the rule index.
+
+Each test here guards a behaviour that a one-line slip in the engine would break silently (found
+by mutation testing: the slip survived every other test).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from handler.domain.events import EventKind, EventSource, InboundFormat, RoomEvent
+from tests.unit.policy_helpers import BIZ, one_rule, room
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def at_offset(when: datetime, room_id: str = "ranked-eu-1") -> RoomEvent:
+    """A room event whose time keeps the sender's offset (not converted to UTC)."""
+    return RoomEvent(
+        kind=EventKind.ROOM_CREATED,
+        event_id="evt-offset",
+        biz_id=BIZ,
+        room_id=room_id,
+        session="s-1",
+        occurred_at=when,
+        format=InboundFormat.ROOM_EVENT_V1,
+        source=EventSource.WEBHOOK,
+    )
+
+
+def test_a_time_with_an_offset_is_the_instant_it_names_not_utc_wall_time() -> None:
+    policy = one_rule(when={"timezone": "UTC", "time_of_day": "20:00-22:00"})
+    # 05:00 in Shanghai on the 24th is 21:00 UTC on the 23rd: inside the UTC window.
+    assert policy.decide(at_offset(datetime(2026, 11, 24, 5, 0, tzinfo=SHANGHAI))).record
+    # 21:00 in Shanghai is 13:00 UTC: outside, though its wall time is inside.
+    assert not policy.decide(at_offset(datetime(2026, 11, 23, 21, 0, tzinfo=SHANGHAI))).record
+
+
+def test_a_naive_time_counts_as_utc() -> None:
+    policy = one_rule(when={"timezone": "Asia/Shanghai", "time_of_day": "05:00-06:00"})
+    assert policy.decide(at_offset(datetime(2026, 11, 23, 21, 30))).record  # 05:30 Shanghai
+
+
+#: Five conditions, one per kind of check; each case breaks exactly one of them.
+FIVE = {
+    "source": ["webhook"],
+    "room_id": "ranked-*",
+    "room_id_regex": "-eu-",
+    "attributes": {"mode": {"equals": "ranked"}, "players": {"gte": 4}},
+    "timezone": "UTC",
+    "time_of_day": "20:00-22:00",
+}
+GOOD = {"room_id": "ranked-eu-1", "at": "2026-11-23T21:00:00Z", "mode": "ranked", "players": 6}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"source": EventSource.QUEUE},
+        {"room_id": "casual-eu-1"},
+        {"room_id": "ranked-us-1"},
+        {"mode": "casual"},
+        {"players": 2},
+        {"at": "2026-11-23T23:00:00Z"},
+    ],
+    ids=["source", "glob", "regex", "equals", "bound", "time"],
+)
+def test_every_condition_of_a_long_rule_is_checked(broken: dict[str, object]) -> None:
+    policy = one_rule(when=FIVE)
+    assert policy.decide(room(**GOOD)).record  # type: ignore[arg-type]
+    assert not policy.decide(room(**{**GOOD, **broken})).record  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("count", [4, 5, 6, 7])
+def test_rules_of_four_or_more_attribute_conditions_check_each_one(count: int) -> None:
+    attrs = {f"a{i}": {"equals": i} for i in range(count)}
+    policy = one_rule(when={"attributes": attrs})
+    good = {f"a{i}": i for i in range(count)}
+    assert policy.decide(room(**good)).record
+    for i in range(count):
+        assert not policy.decide(room(**{**good, f"a{i}": -1})).record, f"condition {i} dropped"
+
+
+@pytest.mark.parametrize(
+    ("regex", "room_id", "expected"),
+    [
+        ("^a[x]|b", "b-room", True),  # a class before a top-level alternative
+        ("^a[|]x", "b-room", False),  # a '|' inside a class is no alternative
+        ("^a[|]x", "a|x", True),
+        ("^a(x)|b", "b-room", True),  # a group closed before a top-level alternative
+        ("^a(x|y)z", "b-room", False),  # an alternative inside a group: still anchored on a
+        ("^a(x|y)z", "ayz", True),
+        ("^a\\\\|b", "b-room", True),  # an escaped backslash, then a real alternative
+        ("^a\\|b", "b-room", False),  # an escaped '|' is a literal
+        ("^a\\|b", "a|b", True),
+        ("^ab*", "a", True),
+        ("^a*b", "b-room", True),  # a quantifier on the first character: it may be absent
+        ("^a?b", "b-room", True),
+        ("^a{0,2}b", "b-room", True),
+        ("^a+b", "ab", True),
+    ],
+)
+def test_the_first_character_index_never_hides_a_matching_room(
+    regex: str, room_id: str, expected: bool
+) -> None:
+    # A second rule before the default makes the index matter: rooms starting with other
+    # characters skip the first rule entirely.
+    policy = one_rule(when={"room_id_regex": regex})
+    assert policy.decide(room(room_id)).record is expected
