@@ -173,6 +173,61 @@ def test_ledger_table_keys_indexes_ttl(template: dict[str, Any]) -> None:
     assert typed == {"pk", "sk"} | {k for key in INDEXES.values() for k in key[:2] if k}
 
 
+def test_tables_and_queues_survive_remove_and_replacement(template: dict[str, Any]) -> None:
+    kept = resources(template, "AWS::DynamoDB::Table") | resources(template, "AWS::SQS::Queue")
+    assert set(kept) == {"IdempotencyTable", "LedgerTable", "RecordQueue", "RecordDeadLetterQueue"}
+    for name, resource in kept.items():
+        assert resource.get("DeletionPolicy") == "Retain", name
+        assert resource.get("UpdateReplacePolicy") == "Retain", name
+
+
+def test_ledger_has_point_in_time_recovery(template: dict[str, Any]) -> None:
+    pitr = props(template, "LedgerTable")["PointInTimeRecoverySpecification"]
+    assert pitr == {"PointInTimeRecoveryEnabled": True}
+    # Not the idempotency table: its records expire long before a restored copy is usable.
+    assert "PointInTimeRecoverySpecification" not in props(template, "IdempotencyTable")
+
+
+def test_queues_are_encrypted_with_sqs_managed_keys(template: dict[str, Any]) -> None:
+    for name in resources(template, "AWS::SQS::Queue"):
+        assert props(template, name).get("SqsManagedSseEnabled") is True, name
+
+
+def test_http_api_throttles_and_webhook_concurrency_is_reserved(template: dict[str, Any]) -> None:
+    [stage] = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    limits = stage["Properties"]["DefaultRouteSettings"]
+    rate, burst = limits["ThrottlingRateLimit"], limits["ThrottlingBurstLimit"]
+    # Carries GME's full pace (20 starts/s x ~5 webhook requests a recording), and no more than
+    # a few times that: a flood is refused by API Gateway before it costs an invocation.
+    assert 5 * 20 <= rate <= 500
+    assert rate <= burst <= 2 * rate
+    reserved = props(template, "WebhookLambdaFunction")["ReservedConcurrentExecutions"]
+    # Enough instances for the steady rate at ~60 ms a warm answer, far below the account's
+    # default 1000 (of which 100 always stay unreserved).
+    assert rate * 0.06 <= reserved <= 100
+    assert "ReservedConcurrentExecutions" not in props(template, "WorkerLambdaFunction")
+
+
+def test_http_api_access_log_has_the_request_and_no_secret(template: dict[str, Any]) -> None:
+    [stage] = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    [group_id] = [k for k in resources(template, "AWS::Logs::LogGroup") if "HttpApi" in k]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": [group_id, "Arn"]}
+    group = props(template, group_id)
+    assert group["LogGroupName"] == f"/aws/http-api/{SERVICE}"
+    assert group["RetentionInDays"] == 30
+    line = json.loads(settings["Format"])  # one JSON document per request
+    values = set(line.values())
+    for needed in ("requestId", "status", "routeKey", "responseLatency"):
+        assert f"$context.{needed}" in values, needed
+    # Only request metadata: no header, body, query string, authorizer or identity beyond the IP.
+    for value in values:
+        assert value.startswith("$context."), value
+        field = value.removeprefix("$context.")
+        assert not re.search(r"header|body|querystring|authorizer|path|caller|user", field, re.I)
+        assert field.split(".")[0] != "identity" or field == "identity.sourceIp", field
+
+
 def test_no_wildcards_in_iam_except_xray(template: dict[str, Any]) -> None:
     roles = resources(template, "AWS::IAM::Role")
     assert set(roles) == {"WebhookRole", "WorkerRole", "SchedulerRole"}  # no shared default role
