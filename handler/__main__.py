@@ -8,7 +8,7 @@ check-policy [FILE]         validate a policy document; non-zero exit on error
 explain EVENT_FILE|-        dry run: which rule decides the event, why earlier ones did not
 check-schedules [FILE]      validate a schedules document (RECORDING_SCHEDULES)
 recordings [--state S]      list recordings from the ledger
-room BIZ ROOM               one room's sessions and history (events, decisions, GME calls)
+room BIZ ROOM [--live]      one room's sessions, history and files; --live asks GME for its streams
 stop BIZ ROOM               close a room's open session and stop its task
 replay-dlq                  move dead-lettered messages back to the queue (clears stored failures)
 """

@@ -54,16 +54,65 @@ def cmd_recordings(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Sessions whose task may still run, so GME can describe its streams.
+LIVE_STATES = frozenset({LedgerState.STARTING, LedgerState.RECORDING, LedgerState.STOPPING})
+
+
+def _live(gme: Any, e: LedgerEntry) -> dict[str, Any]:
+    """GME's own view of a session's task (DescribeRecordInfo): its streams and their status."""
+    from handler.domain.gme import GmeError
+
+    assert e.task_id is not None
+    try:
+        streams = gme.describe_record_info(e.biz_id, e.task_id)
+    except GmeError as exc:
+        return {"task_id": e.task_id, "error": {"code": exc.code, "message": exc.message}}
+    return {
+        "task_id": e.task_id,
+        "streams": [
+            {
+                "user_id": s.user_id,
+                "file_name": s.file_name,
+                "begin_time": _when(s.begin_time),
+                "status": s.status,
+                "status_text": s.status_text(),
+            }
+            for s in streams
+        ],
+    }
+
+
+def _print_live(live: dict[str, Any]) -> None:
+    if "error" in live:
+        error = live["error"]
+        print(f"  live (GME DescribeRecordInfo): {error['code']}: {error['message']}")
+        return
+    print(f"  live (GME DescribeRecordInfo): {len(live['streams'])} stream(s)")
+    for s in live["streams"]:
+        who = "0 (the room's mix)" if s["user_id"] == "0" else s["user_id"]
+        print(f"    user {who}: {s['status_text']} since {s['begin_time']}, file {s['file_name']}")
+
+
 def cmd_room(args: argparse.Namespace) -> int:
+    """One room's sessions from the ledger (history, files from GME's callbacks) and, with
+    `--live`, what GME itself reports for each open session's task right now."""
     from handler import app
 
     entries = app.ledger().by_room(args.biz_id, args.room_id)
     if not entries:
         print(f"error: no ledger entries for room {args.biz_id}/{args.room_id}", file=sys.stderr)
         return 1
+    asked = [e for e in entries if e.task_id and e.state in LIVE_STATES] if args.live else []
+    gme = app.gme() if asked else None  # before any output: missing credentials change nothing
+    live = {e.session: _live(gme, e) for e in asked}
+    failed = any("error" in v for v in live.values())
     if args.json:
-        print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
-        return 0
+        docs = [
+            e.model_dump(mode="json") | ({"live": live[e.session]} if e.session in live else {})
+            for e in entries
+        ]
+        print(json.dumps(docs, indent=2))
+        return 1 if failed else 0
     for e in entries:
         s = _summary(e)
         print(
@@ -71,13 +120,18 @@ def cmd_room(args: argparse.Namespace) -> int:
             f" policy {e.policy_version}, generation {e.generation}"
         )
         if e.files:
-            print(f"  files: {', '.join(e.files)}")
+            dropped = f" (and {e.files_dropped} older)" if e.files_dropped else ""
+            print(f"  files (from GME callbacks): {', '.join(e.files)}{dropped}")
         if e.last_error:
             print(f"  last error: {s['last_error']}")
         for h in e.history:
             task = f" [task {h.task_id}]" if h.task_id else ""
             print(f"  {_when(h.at)}  {h.what}: {h.detail}{task}")
-    return 0
+        if e.session in live:
+            _print_live(live[e.session])
+    if args.live and not asked:
+        print("live: no open session with a task in this room; nothing asked of GME")
+    return 1 if failed else 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -132,6 +186,9 @@ def add_commands(sub: Any) -> None:
     room.add_argument("biz_id", type=int)
     room.add_argument("room_id")
     room.add_argument("--json", action="store_true")
+    room.add_argument(
+        "--live", action="store_true", help="also ask GME for each open task's streams"
+    )
     room.set_defaults(func=cmd_room)
     stop = sub.add_parser("stop", help="close a room's open session and stop its task")
     stop.add_argument("biz_id", type=int)

@@ -19,7 +19,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.gme.v20180711 import gme_client, models
 
 from handler.domain.decision import RecordMode, RecordPlan
-from handler.domain.gme import EMPTY_RESPONSE, GmeError, RunningTask
+from handler.domain.gme import EMPTY_RESPONSE, GmeError, RecordStream, RunningTask
 from handler.observability import subsegment
 
 # Python 3.12 warns about utcfromtimestamp inside the SDK on every call; it is the SDK's to fix.
@@ -97,6 +97,20 @@ class TencentGme:
         req = models.StopRecordRequest()
         req.BizId, req.TaskId = biz_id, int(task_id)
         self._call("StopRecord", req)
+
+    def describe_record_info(self, biz_id: int, task_id: str) -> tuple[RecordStream, ...]:
+        req = models.DescribeRecordInfoRequest()
+        req.BizId, req.TaskId = biz_id, int(task_id)
+        resp = self._call("DescribeRecordInfo", req)
+        return tuple(
+            RecordStream(
+                user_id=str(r.UserId),
+                file_name=r.FileName,
+                begin_time=r.RecordBeginTime,
+                status=r.RecordStatus,
+            )
+            for r in (resp.RecordInfo or ())
+        )
 
     def _call(self, action: str, req: Any) -> Any:
         try:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from handler.adapters.buckets import SlotStore
 from handler.domain.decision import RecordPlan
-from handler.domain.gme import NO_TIME_LEFT, GmeError, GmeGateway, RunningTask
+from handler.domain.gme import NO_TIME_LEFT, GmeError, GmeGateway, RecordStream, RunningTask
 
 T = TypeVar("T")
 THROTTLED = "RequestLimitExceeded"
@@ -89,6 +89,11 @@ class RateLimitedGme:
 
     def stop_record(self, biz_id: int, task_id: str) -> None:
         self._call("StopRecord", biz_id, lambda: self._inner.stop_record(biz_id, task_id))
+
+    def describe_record_info(self, biz_id: int, task_id: str) -> tuple[RecordStream, ...]:
+        return self._call(
+            "DescribeRecordInfo", biz_id, lambda: self._inner.describe_record_info(biz_id, task_id)
+        )
 
     def _call(self, action: str, biz_id: int, call: Callable[[], T]) -> T:
         attempt = 0

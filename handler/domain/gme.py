@@ -70,11 +70,41 @@ class RunningTask:
     block_user_ids: tuple[str, ...] = ()
 
 
+#: GME's RecordStatus of one stream (DescribeRecordInfo).
+RECORD_STATUS = {
+    2: "recording",
+    10: "waiting to transcode",
+    11: "transcoding",
+    12: "uploading",
+    13: "upload finished",
+    14: "user notified",
+}
+
+
+@dataclass(frozen=True)
+class RecordStream:
+    """One stream of a task as GME's DescribeRecordInfo reports it; user "0" is the room's
+    mixed stream."""
+
+    user_id: str
+    file_name: str | None
+    begin_time: int | None
+    status: int | None
+
+    def status_text(self) -> str:
+        if self.status is None:
+            return "status unknown"
+        return RECORD_STATUS.get(self.status, f"status {self.status}")
+
+
 class GmeGateway(Protocol):
-    """The three GME calls the recorder makes. Implementations raise `GmeError`."""
+    """The GME calls the recorder makes, and the one operators ask for a task's streams.
+    Implementations raise `GmeError`."""
 
     def describe_task(self, biz_id: int, room_id: str) -> RunningTask | None: ...
 
     def start_record(self, biz_id: int, room_id: str, plan: RecordPlan) -> str: ...
 
     def stop_record(self, biz_id: int, task_id: str) -> None: ...
+
+    def describe_record_info(self, biz_id: int, task_id: str) -> tuple[RecordStream, ...]: ...
