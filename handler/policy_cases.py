@@ -59,24 +59,31 @@ class Expectation(BaseModel):
     allow_user_ids: tuple[UserId, ...] | None = None
     block_user_ids: tuple[UserId, ...] | None = None
 
-    def mismatches(self, decision: Decision) -> list[str]:
+    @classmethod
+    def of(cls, decision: Decision) -> Expectation:
+        """Everything the decision says, in the terms of an expectation."""
         plan = decision.plan
-        decided: dict[str, object] = {
-            "action": "record" if decision.record else "skip",
-            "rule": decision.rule,
-            "record_mode": plan.record_mode if plan else None,
-            "allow_user_ids": plan.allow_user_ids if plan else (),
-            "block_user_ids": plan.block_user_ids if plan else (),
-        }
+        return cls(
+            action="record" if decision.record else "skip",
+            rule=decision.rule,
+            record_mode=plan.record_mode if plan else None,
+            allow_user_ids=plan.allow_user_ids if plan else (),
+            block_user_ids=plan.block_user_ids if plan else (),
+        )
+
+    def mismatches(self, decided: Expectation) -> list[str]:
+        """The fields this expectation gives that the decision does not match."""
         return [
             name
             for name, expected in self.model_dump(exclude_none=True).items()
-            if decided[name] != expected
+            if getattr(decided, name) != expected
         ]
 
     def text(self) -> str:
         parts = []
         for name, value in self.model_dump(exclude_none=True).items():
+            if value == ():
+                continue  # an empty list, shown only by its absence
             shown = value.name.lower() if name == "record_mode" else value
             parts.append(f"{name}={list(shown) if isinstance(shown, tuple) else shown}")
         return " ".join(parts)
@@ -184,20 +191,12 @@ def run_cases(policy: Policy, cases: list[tuple[Case, RoomEvent]]) -> tuple[str,
     for case, event in cases:
         active = InMemoryActiveRecordings(case.active) if case.active is not None else None
         result: Explanation = explain(event, policy, now=case.now, active=active)
-        wrong = case.expect.mismatches(result.decision)
+        decided = Expectation.of(result.decision)
+        wrong = case.expect.mismatches(decided)
         if not wrong:
             lines.append(f"ok    {case.name}")
             continue
         failed += 1
-        d = result.decision
-        plan = d.plan
-        decided = Expectation(
-            action="record" if d.record else "skip",
-            rule=d.rule,
-            record_mode=plan.record_mode if plan else None,
-            allow_user_ids=plan.allow_user_ids if plan and plan.allow_user_ids else None,
-            block_user_ids=plan.block_user_ids if plan and plan.block_user_ids else None,
-        )
         why = "\n".join("        " + line for line in result.text().splitlines())
         lines += [
             f"FAIL  {case.name} ({', '.join(wrong)} differ)",
