@@ -90,7 +90,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(
             WEBHOOK_SECRETS=SECRET,
-            TRTC_CALLBACK_KEY="bench-only",
+            TRTC_CALLBACK_KEY="1400000000:bench-only",
             GME_CALLBACK_KEY="bench-only",
             IDEMPOTENCY_STORE=f"sqlite:///{tmp}/bench.db",
             RECORD_QUEUE_URL="https://sqs.local/000000000000/bench",

@@ -50,7 +50,7 @@ def _load(path: str) -> Any:
 def signed_request(body: bytes) -> tuple[str, bytes, dict[str, str]]:
     """Pick the route for a body and sign it, as its sender would now, with the configured (or
     local development) keys. TRTC bodies get a fresh `CallbackTs`, which their freshness check
-    reads from the body, and the first key that serves `TRTC_SDK_APP_ID`."""
+    reads from the body, and the first key that serves the first app of `TRTC_SDK_APP_ID`."""
     from handler.local import LOCAL_CALLBACK_KEY, LOCAL_WEBHOOK_SECRET
 
     try:
@@ -60,7 +60,7 @@ def signed_request(body: bytes) -> tuple[str, bytes, dict[str, str]]:
     headers = {"content-type": "application/json"}
     if isinstance(doc, dict) and "EventGroupId" in doc:
         body = json.dumps({**doc, "CallbackTs": int(time.time() * 1000)}).encode()
-        app_id = os.environ.get("TRTC_SDK_APP_ID", "1400000000")
+        app_id = (os.environ.get("TRTC_SDK_APP_ID") or "1400000000").split(",")[0].strip()
         entries = (os.environ.get("TRTC_CALLBACK_KEY") or LOCAL_CALLBACK_KEY).split(",")
         keys = [TrtcCallbackKey.parse(entry.strip()) for entry in entries if entry.strip()]
         key = next((k.key for k in keys if k.serves(app_id)), LOCAL_CALLBACK_KEY)

@@ -6,7 +6,15 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from handler.adapters.secrets import is_reference
 from handler.domain.signatures import TrtcCallbackKey, standard_webhook_key
@@ -18,6 +26,13 @@ DEFAULT_POLICY = os.path.normpath(
 
 def _split(value: str | None) -> list[SecretStr]:
     return [SecretStr(v.strip()) for v in (value or "").split(",") if v.strip()]
+
+
+def _app_ids(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+AppId = Annotated[int, Field(gt=0, lt=2**63)]
 
 
 class ConfigError(ValueError):
@@ -64,6 +79,9 @@ class Settings(BaseModel):
     # Plain mutable defaults (pydantic copies them per instance): `default_factory=list` makes
     # pydantic read the builtin's text signature, which pulls in tokenize at import time.
     webhook_secrets: list[SecretStr] = []
+    #: The TRTC apps this deployment serves; an unbound TRTC key verifies these only. Declared
+    #: before the keys: their validator reads it.
+    trtc_sdk_app_ids: list[AppId] = []
     trtc_callback_keys: list[SecretStr] = []
     gme_callback_keys: list[SecretStr] = []
     record_queue_url: str | None = None
@@ -87,12 +105,20 @@ class Settings(BaseModel):
 
     @field_validator("trtc_callback_keys")
     @classmethod
-    def _trtc(cls, value: list[SecretStr]) -> list[SecretStr]:
+    def _trtc(cls, value: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
+        named = "trtc_sdk_app_ids" not in info.data or info.data["trtc_sdk_app_ids"]
         for position, entry in enumerate(value, 1):
             try:
-                TrtcCallbackKey.parse(entry.get_secret_value())
+                key = TrtcCallbackKey.parse(entry.get_secret_value())
             except ValueError as exc:  # the entry's position, never its value
                 raise ValueError(f"entry {position}: {exc}") from None
+            if key.sdk_app_id is None and not named:
+                # TRTC signs the body only: a key bound to no app would verify a body one app
+                # signed when it is replayed under any other app's SdkAppId header.
+                raise ValueError(
+                    f"entry {position} names no app: write it SDKAPPID:key (for example "
+                    "1400000000:<key>), or set TRTC_SDK_APP_ID to the app(s) it is for"
+                )
         return value
 
     @field_validator("recording_policy")
@@ -116,8 +142,18 @@ class Settings(BaseModel):
         return [standard_webhook_key(s.get_secret_value()) for s in self.webhook_secrets]
 
     def trtc_keys(self) -> list[TrtcCallbackKey]:
-        """`TRTC_CALLBACK_KEY` entries, each `SDKAPPID:key` (bound to that app) or `key`."""
-        return [TrtcCallbackKey.parse(s.get_secret_value()) for s in self.trtc_callback_keys]
+        """`TRTC_CALLBACK_KEY` entries, each bound to an app: `SDKAPPID:key` to that one, a bare
+        `key` to each app of `TRTC_SDK_APP_ID` (validation refuses a bare key without them)."""
+        keys = [TrtcCallbackKey.parse(s.get_secret_value()) for s in self.trtc_callback_keys]
+        return [
+            bound
+            for key in keys
+            for bound in (
+                [key]
+                if key.sdk_app_id is not None
+                else [TrtcCallbackKey(key.key, app) for app in self.trtc_sdk_app_ids]
+            )
+        ]
 
     @classmethod
     def from_env(
@@ -156,10 +192,11 @@ class Settings(BaseModel):
         }
         data: dict[str, object] = {k: env[v] for k, v in names.items() if env.get(v)}
         data.update({k: _split(env.get(v)) for k, v in lists.items()})
+        data["trtc_sdk_app_ids"] = _app_ids(env.get("TRTC_SDK_APP_ID", ""))
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            every = {**names, **lists}
+            every = {**names, **lists, "trtc_sdk_app_ids": "TRTC_SDK_APP_ID"}
             problems = [
                 f"{every.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
                 for e in exc.errors(include_url=False, include_input=False)

@@ -87,14 +87,12 @@ def unconfigured_routes(settings: Settings) -> dict[Route, str]:
 
 def trtc_keys_shared_across_apps(settings: Settings) -> bool:
     """Keys that let a body one app signed be replayed under another app's `SdkAppId` header:
-    several keys with one bound to no app (it verifies every app's requests), or one key bound
-    to two apps (both accept what either signed)."""
-    keys = settings.trtc_keys()
+    one key serving two apps (written bound to both, or bare with two apps in
+    `TRTC_SDK_APP_ID`), so both accept what either signed."""
     apps_of: dict[str, set[int | None]] = {}
-    for key in keys:
+    for key in settings.trtc_keys():
         apps_of.setdefault(key.key, set()).add(key.sdk_app_id)
-    unbound = len(keys) > 1 and any(key.sdk_app_id is None for key in keys)
-    return unbound or any(len(apps) > 1 for apps in apps_of.values())
+    return any(len(apps) > 1 for apps in apps_of.values())
 
 
 def raw_body(body: str | None, is_base64_encoded: bool, limit: int) -> bytes:
@@ -175,8 +173,8 @@ def _timestamp(doc: dict[str, Any], field: str) -> int:
 
 
 def _check_app_id(doc: dict[str, Any], header: str | None) -> None:
-    """A TRTC body that names its app must name the app of the `SdkAppId` header: an unbound
-    key may be shared by several apps, and the header alone decides which BizId is recorded."""
+    """A TRTC body that names its app must name the app of the `SdkAppId` header: one key
+    may serve several apps, and the header alone decides which BizId is recorded."""
     info = doc.get("EventInfo")
     claimed = [doc.get("SdkAppId")]
     if isinstance(info, dict):

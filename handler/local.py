@@ -27,9 +27,10 @@ from handler.observability import logger
 #: Local-only signing keys, used when the real ones are not configured. Never deploy them.
 LOCAL_WEBHOOK_SECRET = "whsec_bG9jYWwtZGV2LW9ubHktbm90LWEtc2VjcmV0"  # noqa: S105 - public dev key
 LOCAL_CALLBACK_KEY = "local-dev-only-callback-key"
+LOCAL_TRTC_APP_ID = "1400000000"  # the app `send` signs TRTC bodies for (TRTC_SDK_APP_ID)
 LOCAL_DEFAULTS = {
     "WEBHOOK_SECRETS": LOCAL_WEBHOOK_SECRET,
-    "TRTC_CALLBACK_KEY": LOCAL_CALLBACK_KEY,
+    "TRTC_CALLBACK_KEY": f"{LOCAL_TRTC_APP_ID}:{LOCAL_CALLBACK_KEY}",  # bound, as keys must be
     "GME_CALLBACK_KEY": LOCAL_CALLBACK_KEY,
 }
 

@@ -52,7 +52,8 @@ _warned_for: Settings | None = None  # held, not its id(): a new object may reus
 def warn_about_keys(settings: Settings) -> None:
     """Once per configuration: name the routes that refuse everything, and the setting that
     would open each, so a missing key shows up at start-up, not as 401s; and name the TRTC
-    setting when its keys leave a replay across apps open. Settings are named, never values."""
+    setting when one of its keys serves several apps (a replay across them is open). Settings
+    are named, never values."""
     global _warned_for
     if _warned_for is settings:
         return
@@ -65,9 +66,9 @@ def warn_about_keys(settings: Settings) -> None:
         )
     if trtc_keys_shared_across_apps(settings):
         logger.warning(
-            "TRTC_CALLBACK_KEY has a key bound to no SdkAppId beside others, or one key bound to "
-            "several apps: a body one app signed can then be replayed within 300 s under another "
-            "app's SdkAppId header; give each app its own key, written SDKAPPID:key",
+            "TRTC_CALLBACK_KEY has one key for several apps (bound to each, or bare with several "
+            "apps in TRTC_SDK_APP_ID): a body one app signed can then be replayed within 300 s "
+            "under another app's SdkAppId header; give each app its own key, written SDKAPPID:key",
             extra={"setting": "TRTC_CALLBACK_KEY"},
         )
 

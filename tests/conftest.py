@@ -110,7 +110,8 @@ def stack(
         "LEDGER_STORE": f"sqlite:///{tmp_path}/ledger.db",
         "RECORDING_POLICY": str(ROOT / "policies" / "default.yaml"),
         "WEBHOOK_SECRETS": WEBHOOK_SECRET,
-        "TRTC_CALLBACK_KEY": TRTC_KEY,
+        "TRTC_CALLBACK_KEY": TRTC_KEY,  # bare, as the TRTC console hands it out
+        "TRTC_SDK_APP_ID": str(BIZ_ID),  # ...so the deployment names the app it verifies
         "GME_CALLBACK_KEY": GME_KEY,
         "GME_TIMEOUT_SECONDS": "2",
     }

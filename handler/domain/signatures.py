@@ -91,7 +91,8 @@ class TrtcCallbackKey:
     """A TRTC callback key, bound to one app or not. TRTC signs the body only, and the app is
     named by the unsigned `SdkAppId` header; a key bound to its app verifies that app's requests
     only, so a captured body cannot be replayed under another app's header. An unbound key
-    verifies any app's requests, as every key did before binding existed."""
+    would verify any app's requests: the settings never hand one to `verify_trtc`, they bind
+    a bare key to the apps the deployment names (`TRTC_SDK_APP_ID`) or refuse it."""
 
     key: str = field(repr=False)
     sdk_app_id: int | None = None
@@ -132,6 +133,8 @@ def verify_trtc(
         raise SignatureRejected("not_configured", "this route has no signing key configured")
     if not sign:
         raise SignatureRejected("missing_signature", "the Sign header is required")
+    if not (sdk_app_id or "").strip():
+        raise SignatureRejected("missing_app_id", "the SdkAppId header is required")
     given = _ascii(sign)
     if not any(
         k.serves(sdk_app_id) and hmac.compare_digest(given, sign_trtc(k.key, body).encode())

@@ -117,6 +117,7 @@ def test_comma_separated_keys_are_split_and_trimmed() -> None:
         {
             "WEBHOOK_SECRETS": f" {WHSEC} ,{other},, bare-secret ",
             "TRTC_CALLBACK_KEY": "t1,t2",
+            "TRTC_SDK_APP_ID": "1400000000",
             "GME_CALLBACK_KEY": "g1",
         }
     )
@@ -137,6 +138,7 @@ def test_secrets_do_not_leak_through_repr() -> None:
             "TENCENTCLOUD_SESSION_TOKEN": "session-token-value",
             "WEBHOOK_SECRETS": WHSEC,
             "TRTC_CALLBACK_KEY": "trtc-key-value",
+            "TRTC_SDK_APP_ID": "1400000000",
             "GME_CALLBACK_KEY": "gme-key-value",
         }
     )
@@ -178,13 +180,36 @@ def test_require_credentials_returns_id_key_and_optional_token() -> None:
     assert Settings.from_env(with_token).require_credentials() == ("id", "key", "tok")
 
 
-def test_trtc_keys_bound_and_unbound_are_read_in_order() -> None:
-    s = Settings.from_env({"TRTC_CALLBACK_KEY": "1400000000:key-a, shared-key ,0140:key:b"})
+def test_trtc_keys_are_read_in_order_and_a_bare_one_bound_to_each_named_app() -> None:
+    s = Settings.from_env(
+        {
+            "TRTC_CALLBACK_KEY": "1400000000:key-a, shared-key ,0140:key:b",
+            "TRTC_SDK_APP_ID": " 7, 0008 ",
+        }
+    )
     assert [(k.sdk_app_id, k.key) for k in s.trtc_keys()] == [
         (1400000000, "key-a"),
-        (None, "shared-key"),
+        (7, "shared-key"),
+        (8, "shared-key"),
         (140, "key:b"),
     ]
+
+
+@pytest.mark.parametrize("value", ["bare-key-value", "140:bound-key-value,bare-key-value"])
+def test_a_bare_trtc_key_without_named_apps_is_refused_showing_the_bound_form(value: str) -> None:
+    message = config_error({"TRTC_CALLBACK_KEY": value})
+    assert message.startswith("invalid configuration: TRTC_CALLBACK_KEY: ")
+    assert f"entry {value.count(',') + 1} names no app" in message
+    assert "SDKAPPID:key" in message
+    assert "TRTC_SDK_APP_ID" in message
+    assert "key-value" not in message
+
+
+@pytest.mark.parametrize("value", ["0", "x", "1,-5", str(2**63)])
+def test_malformed_trtc_sdk_app_id_is_refused(value: str) -> None:
+    message = config_error({"TRTC_SDK_APP_ID": value, "TRTC_CALLBACK_KEY": "bare-key-value"})
+    assert "TRTC_SDK_APP_ID" in message
+    assert "key-value" not in message
 
 
 @pytest.mark.parametrize(
@@ -199,7 +224,7 @@ def test_trtc_keys_bound_and_unbound_are_read_in_order() -> None:
 def test_malformed_trtc_entry_names_the_variable_and_position_not_the_value(
     value: str, position: int
 ) -> None:
-    message = config_error({"TRTC_CALLBACK_KEY": value})
+    message = config_error({"TRTC_CALLBACK_KEY": value, "TRTC_SDK_APP_ID": "1"})
     assert message.startswith("invalid configuration: TRTC_CALLBACK_KEY: ")
     assert f"entry {position}:" in message
     for part in value.split(","):
@@ -208,6 +233,8 @@ def test_malformed_trtc_entry_names_the_variable_and_position_not_the_value(
 
 
 def test_bound_trtc_keys_do_not_leak_through_repr() -> None:
-    s = Settings.from_env({"TRTC_CALLBACK_KEY": "140:bound-key-value,unbound-key-value"})
+    s = Settings.from_env(
+        {"TRTC_CALLBACK_KEY": "140:bound-key-value,unbound-key-value", "TRTC_SDK_APP_ID": "9"}
+    )
     text = repr(s) + str(s) + s.model_dump_json() + repr(s.trtc_keys())
     assert "bound-key-value" not in text

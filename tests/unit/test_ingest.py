@@ -34,6 +34,7 @@ def settings() -> Settings:
         {
             "WEBHOOK_SECRETS": f"whsec_{base64.b64encode(b'older-key').decode()},{WHSEC}",
             "TRTC_CALLBACK_KEY": TRTC_KEY,
+            "TRTC_SDK_APP_ID": APP_ID,
             "GME_CALLBACK_KEY": GME_KEY,
             "MAX_BODY_BYTES": "4096",
         }
@@ -278,8 +279,8 @@ def test_rejections_never_echo_keys(settings: Settings) -> None:
 KEY_A, KEY_B, SHARED = "key-of-app-1400000000", "key-of-app-1400000001", "shared-trtc-key"
 
 
-def bound_settings(value: str) -> Settings:
-    return Settings.from_env({"TRTC_CALLBACK_KEY": value})
+def bound_settings(value: str, apps: str = "") -> Settings:
+    return Settings.from_env({"TRTC_CALLBACK_KEY": value, "TRTC_SDK_APP_ID": apps})
 
 
 def signed_by(key: str, body: bytes, app_id: str) -> dict[str, str]:
@@ -308,18 +309,19 @@ def test_request_without_sdk_app_id_is_401_when_every_key_is_bound() -> None:
     body = trtc_body()
     headers = {"content-type": "application/json", "Sign": sign_trtc(KEY_A, body)}
     exc = refused(Route.TRTC, headers, body, bound_settings(f"1400000000:{KEY_A}"))
-    assert (exc.status, exc.code) == (401, "bad_signature")
+    assert (exc.status, exc.code) == (401, "missing_app_id")
 
 
-def test_unbound_key_in_a_mixed_list_still_verifies_every_app() -> None:
-    settings = bound_settings(f"1400000000:{KEY_A},{SHARED}")
+def test_bare_key_verifies_only_the_apps_the_deployment_names() -> None:
+    settings = bound_settings(f"1400000000:{KEY_A},{SHARED}", apps="1400000001,1400000002")
     body = trtc_body()
-    for header in ("1400000000", "1400000001"):
+    for header in ("1400000001", "1400000002"):
         event = ingest(Route.TRTC, signed_by(SHARED, body, header), body, settings, now=NOW)
         assert isinstance(event, RoomEvent)
         assert event.biz_id == int(header)
-    exc = refused(Route.TRTC, signed_by(KEY_A, body, "1400000001"), body, settings)
-    assert exc.code == "bad_signature"
+    for key, header in ((SHARED, "1400000000"), (SHARED, "1400000003"), (KEY_A, "1400000001")):
+        exc = refused(Route.TRTC, signed_by(key, body, header), body, settings)
+        assert (exc.status, exc.code) == (401, "bad_signature")
 
 
 # --- parsing refusals ----------------------------------------------------------------------
@@ -353,10 +355,11 @@ def test_trtc_room_event_on_the_room_events_route_is_422(settings: Settings) -> 
     assert exc.status == 422
 
 
-def test_trtc_without_sdk_app_id_is_422_missing_app_id(settings: Settings) -> None:
+def test_trtc_without_sdk_app_id_is_401_missing_app_id(settings: Settings) -> None:
     body = trtc_body()
-    exc = refused(Route.TRTC, trtc_headers(body, app_id=None), body, settings)
-    assert (exc.status, exc.code, exc.field) == (422, "missing_app_id", "SdkAppId")
+    for app_id in (None, "", "  "):
+        exc = refused(Route.TRTC, trtc_headers(body, app_id=app_id), body, settings)
+        assert (exc.status, exc.code) == (401, "missing_app_id")
 
 
 def test_trtc_invalid_json_is_400(settings: Settings) -> None:
@@ -389,14 +392,22 @@ def test_gme_callback_huge_timestamp_is_rejected_not_crashing(settings: Settings
     [
         ("1400000001:key-a", False),
         ("1400000001:key-a,1400000002:key-b", False),  # one key per app: the safe form
-        ("key-a", False),  # one unbound key, one app as far as the setting says
-        ("1400000001:key-a,key-b", True),  # an unbound key beside others
+        ("key-a", False),  # a bare key for the one app TRTC_SDK_APP_ID names
+        ("1400000001:key-a,key-b", False),  # a bare key beside a bound one, each one app
         ("1400000001:shared-key,1400000002:shared-key", True),  # one key, two apps
         ("1400000001:key-a,1400000001:key-b", False),  # a rotation within one app
+        ("1400000001:key-a,1400000003:key-a", True),  # one key, written bound to two apps
     ],
 )
 def test_keys_that_leave_a_cross_app_replay_open_are_named(value: str, replayable: bool) -> None:
     from handler.ingest import trtc_keys_shared_across_apps
 
-    settings = Settings.from_env({"TRTC_CALLBACK_KEY": value})
+    settings = Settings.from_env({"TRTC_CALLBACK_KEY": value, "TRTC_SDK_APP_ID": "1400000009"})
     assert trtc_keys_shared_across_apps(settings) is replayable
+
+
+def test_a_bare_key_for_two_named_apps_is_named() -> None:
+    from handler.ingest import trtc_keys_shared_across_apps
+
+    settings = Settings.from_env({"TRTC_CALLBACK_KEY": "key-a", "TRTC_SDK_APP_ID": "1,2"})
+    assert trtc_keys_shared_across_apps(settings)

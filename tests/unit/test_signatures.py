@@ -309,7 +309,7 @@ def test_a_bound_key_verifies_its_own_app() -> None:
     verify_trtc(keys, trtc_sign("k-141", BODY), BODY, "0141")
 
 
-@pytest.mark.parametrize("header", ["141", "142", "", None])
+@pytest.mark.parametrize("header", ["141", "142"])
 def test_a_valid_signature_under_another_apps_header_is_bad_signature(header: str | None) -> None:
     """The replay: app 140's genuine signature over the body, sent with another SdkAppId."""
     keys = [TrtcCallbackKey("k-140", 140), TrtcCallbackKey("k-141", 141)]
@@ -318,10 +318,17 @@ def test_a_valid_signature_under_another_apps_header_is_bad_signature(header: st
     assert "k-14" not in str(exc)
 
 
+@pytest.mark.parametrize("header", ["", "  ", None])
+def test_no_sdk_app_id_header_is_missing_app_id(header: str | None) -> None:
+    keys = [TrtcCallbackKey("k-140", 140), TrtcCallbackKey("shared")]
+    for key in ("k-140", "shared"):
+        exc = rejected(lambda key=key: verify_trtc(keys, trtc_sign(key, BODY), BODY, header))
+        assert exc.code == "missing_app_id"
+
+
 def test_mixed_keys_an_unbound_key_still_verifies_any_app() -> None:
     keys = [TrtcCallbackKey("k-140", 140), TrtcCallbackKey("shared")]
     verify_trtc(keys, trtc_sign("shared", BODY), BODY, "141")
-    verify_trtc(keys, trtc_sign("shared", BODY), BODY, None)
     verify_trtc(keys, trtc_sign("k-140", BODY), BODY, "140")
     assert rejected(lambda: verify_trtc(keys, trtc_sign("k-140", BODY), BODY, "141")).code == (
         "bad_signature"

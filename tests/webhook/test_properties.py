@@ -27,6 +27,7 @@ from tests.webhook.hostile import documented_statuses, gme_signature
 
 SETTINGS = Settings(
     webhook_secrets=[WEBHOOK_SECRET],  # type: ignore[list-item]
+    trtc_sdk_app_ids=[BIZ_ID],
     trtc_callback_keys=[TRTC_KEY],  # type: ignore[list-item]
     gme_callback_keys=[GME_KEY],  # type: ignore[list-item]
 )

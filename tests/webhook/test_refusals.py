@@ -216,10 +216,10 @@ def test_trtc_body_replayed_under_another_apps_header_is_refused_when_keys_are_b
     assert not [r for r in caplog.records if "TRTC_CALLBACK_KEY" in r.getMessage()]
 
 
-def test_several_trtc_keys_some_unbound_are_named_at_start(
+def test_a_trtc_key_serving_several_apps_is_named_at_start(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("TRTC_CALLBACK_KEY", f"{BIZ_ID}:{TRTC_KEY},test-suite-shared-trtc-key")
+    monkeypatch.setenv("TRTC_SDK_APP_ID", f"{BIZ_ID},{OTHER_APP}")  # one bare key, two apps
     app.reset()
     for _ in range(2):
         call(stack, trtc_raw(json.dumps(trtc_doc()).encode()))
@@ -230,6 +230,41 @@ def test_several_trtc_keys_some_unbound_are_named_at_start(
     assert "replayed" in warnings[0].getMessage()
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "test-suite" not in logged
+
+
+def test_a_bare_trtc_key_verifies_only_the_deployments_app(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key as the TRTC console hands it out, with the app named in TRTC_SDK_APP_ID (the
+    stack's configuration): a captured body replayed under another app's header is refused."""
+    raw = json.dumps(trtc_doc()).encode()
+    captured = trtc_raw(raw)
+    for other in (str(OTHER_APP), "1", f"{BIZ_ID}0"):
+        replayed = {**captured, "headers": {**captured["headers"], "sdkappid": other}}
+        refused(stack, replayed, 401, "bad_signature")
+    headers = {k: v for k, v in captured["headers"].items() if k != "sdkappid"}
+    refused(stack, {**captured, "headers": headers}, 401, "missing_app_id")
+    status, body, _ = call(stack, captured)
+    assert (status, body["biz_id"]) == (200, BIZ_ID)
+    assert not [r for r in caplog.records if "TRTC_CALLBACK_KEY" in r.getMessage()]
+
+
+def test_a_bare_trtc_key_without_the_deployments_app_is_refused_at_start(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("TRTC_SDK_APP_ID")
+    app.reset()
+    for request in (trtc_raw(json.dumps(trtc_doc()).encode()),
+                    stack.room_event_request(load_event("room-created.json"))):  # fmt: skip
+        status, body, headers = call(stack, request)
+        assert (status, body["code"], headers["Retry-After"]) == (503, "misconfigured", "5")
+    assert stack.emulator.calls() == []
+    errors = [r for r in caplog.records if r.getMessage() == "configuration error"]
+    text = errors[0].error  # type: ignore[attr-defined]
+    assert "TRTC_CALLBACK_KEY" in text
+    assert "SDKAPPID:key" in text
+    assert "TRTC_SDK_APP_ID" in text
+    assert TRTC_KEY not in text
 
 
 def test_error_bodies_never_echo_a_key(stack: Stack) -> None:
