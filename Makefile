@@ -10,12 +10,24 @@ PYTHON ?= $(or $(LAMBDA_PYTHON),python3)
 PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(PYVER)
+# Two layers in one virtual environment: what running needs (`make run`), then the test and
+# build toolchain on top (`make test`, lint, typecheck, bench).
+RUN_STAMP := $(VENV)/.run-$(PYVER)
+DEV_STAMP := $(VENV)/.dev-$(PYVER)
+PIP := $(BIN)/python -m pip install --disable-pip-version-check
+
+# Optional parts, each a requirements-<name>.txt: `make artifact EXTRAS=redis,xray` adds them to
+# the zip, `make run EXTRAS=redis` to the local environment. `make test` always has them all.
+comma  := ,
+space  := $(subst ,, )
+EXTRAS ?=
+EXTRA_NAMES := $(sort $(subst $(comma), ,$(EXTRAS)))
+EXTRA_FILES := $(foreach e,$(EXTRA_NAMES),requirements-$(e).txt)
+$(foreach f,$(EXTRA_FILES),$(if $(wildcard $(f)),,$(error EXTRAS: there is no $(f); the optional parts are: $(patsubst requirements-%.txt,%,$(filter-out requirements-run.txt requirements-dev.txt,$(wildcard requirements-*.txt))))))
 
 # Deployment package: Lambda runs Python 3.12 on arm64 (serverless.yml), so dependencies are
 # fetched as manylinux2014_aarch64 cp312 wheels whatever this machine is.
 BUILD    := build
-DEPS     := $(BUILD)/deps
 ARTIFACT := $(BUILD)/gme-autorecord.zip
 SMOKE    := $(BUILD)/smoke
 # Wheels for Lambda's Python 3.12 on a given platform, whatever this machine runs.
@@ -34,25 +46,32 @@ REGION ?= eu-west-1
 
 .PHONY: run test lint typecheck unit bench mutation install clean artifact package deploy node-tools services smoke
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(RUN_STAMP): requirements.txt requirements-run.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then \
 	    echo "$(VENV) was built by another Python: rebuilding it with $(PYTHON) ($(PYVER))"; rm -rf $(VENV); \
 	fi
+	@echo "==> $(VENV): installing what running needs (requirements-run.txt; once, about 30 s)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@touch $(STAMP)
+	$(PIP) -r requirements-run.txt
+	@touch $(RUN_STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt $(wildcard requirements-*.txt)
+	@echo "==> $(VENV): adding the test and build tools (requirements-dev.txt; once)"
+	$(PIP) --quiet -r requirements-dev.txt
+	@touch $(DEV_STAMP)
 
-run: $(STAMP)
+install: $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	@$(if $(EXTRA_FILES),$(PIP) --quiet $(addprefix -r ,$(EXTRA_FILES)))
 	$(BIN)/python -m handler run
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 # Real services the integration tests start themselves (moto_server comes from requirements-dev).
@@ -63,26 +82,30 @@ services:
 test: lint typecheck services package smoke
 	LAMBDA_PYTHON="$(LAMBDA_PYTHON)" $(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
 # Mutation testing of the core modules (docs/testing.md); not in CI: it takes tens of minutes.
 # MUTATE=handler/recorder.py limits it to some modules.
-mutation: $(STAMP)
+mutation: $(DEV_STAMP)
 	$(BIN)/python -m tests.mutation $(MUTATE)
 
-# Runtime dependencies for Lambda. boto3/botocore/s3transfer come with the Lambda runtime (they
-# arrive here only as aws-xray-sdk's dependency, with dateutil and six), so they are removed.
+# Runtime dependencies for Lambda, made lean by build_tools/slim.py. boto3/botocore/s3transfer
+# come with the Lambda runtime (they arrive here only as aws-xray-sdk's dependency, with dateutil
+# and six), so they are removed. With a Python 3.12 the dependencies ship as bytecode alone.
 # $(call lambda_deps,FOLDER,PLATFORM)
 define lambda_deps
 	rm -rf $(1)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(1) \
-	    --platform $(2) $(FOR_PY312) -r requirements.txt
+	$(PIP) --quiet --target $(1) --platform $(2) $(FOR_PY312) -r requirements.txt $(addprefix -r ,$(EXTRA_FILES))
+	$(BIN)/python build_tools/slim.py prune $(1)
 	rm -rf $(1)/bin $(1)/boto3 $(1)/boto3-* $(1)/botocore $(1)/botocore-* \
 	    $(1)/s3transfer $(1)/s3transfer-* $(1)/dateutil $(1)/python_dateutil-* $(1)/six.py $(1)/six-*
+	$(if $(LAMBDA_PYTHON),$(LAMBDA_PYTHON) build_tools/slim.py sourceless $(1))
 endef
 
-$(DEPS)/.installed: requirements.txt | $(STAMP)
+# One folder per set of extras, so switching EXTRAS never ships a stale set.
+DEPS := $(BUILD)/deps$(if $(EXTRA_NAMES),-$(subst $(space),-,$(EXTRA_NAMES)))
+$(DEPS)/.installed: requirements.txt $(EXTRA_FILES) build_tools/slim.py | $(DEV_STAMP)
 	$(call lambda_deps,$(DEPS),manylinux2014_aarch64)
 	@touch $@
 
@@ -91,11 +114,11 @@ $(DEPS)/.installed: requirements.txt | $(STAMP)
 # under Python 3.12, so a module missing from requirements.txt fails there, not in Lambda.
 # Linux only (the wheels are manylinux; a Mac skips it, and the test says so).
 HOST_PLATFORM := manylinux2014_$(shell uname -m | sed 's/^arm64$$/aarch64/')
-$(SMOKE)/.installed: requirements.txt requirements-dev.txt | $(STAMP)
+$(SMOKE)/.installed: requirements.txt requirements-run.txt build_tools/slim.py | $(DEV_STAMP)
 	$(call lambda_deps,$(SMOKE)/deps,$(HOST_PLATFORM))
 	rm -rf $(SMOKE)/runtime
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(SMOKE)/runtime \
-	    --platform $(HOST_PLATFORM) $(FOR_PY312) $(shell grep -E '^boto3==' requirements-dev.txt)
+	    --platform $(HOST_PLATFORM) $(FOR_PY312) $(shell grep -E '^boto3==' requirements-run.txt)
 	@touch $@
 
 ifeq ($(shell uname -s),Linux)
@@ -106,7 +129,8 @@ smoke:
 endif
 
 # The zip Lambda runs: dependencies + handler/ + policies/, without the local runner, tests,
-# emulator, bench, events or caches. Rebuilt every time (a second or two).
+# emulator, bench, events or caches. Rebuilt every time (a second or two). Its optional parts
+# (EXTRAS) are written beside it, for tests/deploy.
 artifact: $(DEPS)/.installed
 	rm -rf $(BUILD)/lambda $(ARTIFACT)
 	mkdir -p $(BUILD)/lambda
@@ -114,16 +138,17 @@ artifact: $(DEPS)/.installed
 	rm -f $(BUILD)/lambda/.installed
 	cp -R handler policies $(BUILD)/lambda/
 	rm -f $(BUILD)/lambda/handler/local.py $(BUILD)/lambda/handler/__main__.py
-	find $(BUILD)/lambda -name __pycache__ -type d -prune -exec rm -rf {} +
+	find $(BUILD)/lambda/handler -name __pycache__ -type d -prune -exec rm -rf {} +
 	@if [ -n "$(LAMBDA_PYTHON)" ]; then \
 	    echo "compiling bytecode with $(LAMBDA_PYTHON)"; \
-	    $(LAMBDA_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD)/lambda >/dev/null; \
+	    $(LAMBDA_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD)/lambda/handler >/dev/null; \
 	else \
 	    echo "WARNING: no Python 3.12 found (set LAMBDA_PYTHON): the zip ships sources only, and"; \
 	    echo "         every cold start compiles them again"; \
 	fi
-	cd $(BUILD)/lambda && ../../$(BIN)/python -m zipfile -c ../$(notdir $(ARTIFACT)) *
-	@ls -l $(ARTIFACT)
+	$(BIN)/python build_tools/slim.py zip $(BUILD)/lambda $(ARTIFACT)
+	@echo "$(EXTRA_NAMES)" > $(ARTIFACT:.zip=.extras)
+	@ls -l $(ARTIFACT)$(if $(EXTRA_NAMES), (extras: $(EXTRA_NAMES)))
 
 # osls (open-source Serverless Framework v3 line), pinned in package-lock.json.
 node_modules/.installed: package.json package-lock.json

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from typing import Annotated
@@ -18,6 +19,7 @@ from pydantic import (
 
 from handler.adapters.secrets import is_reference
 from handler.domain.signatures import TrtcCallbackKey, standard_webhook_key
+from handler.observability import tracing_enabled
 
 DEFAULT_POLICY = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", "policies", "default.yaml")
@@ -37,6 +39,20 @@ AppId = Annotated[int, Field(gt=0, lt=2**63)]
 
 class ConfigError(ValueError):
     """Names the variable at fault; never shows a secret value."""
+
+
+#: Optional parts of the build (requirements-<extra>.txt): the module each one brings.
+OPTIONAL_PARTS = {"redis": "redis", "xray": "aws_xray_sdk"}
+
+
+def require_part(extra: str, needed_by: str) -> None:
+    """Fail at start, naming the setting and the build option, when a setting needs an optional
+    part that this build (the default zip, or `make run`'s environment) does not carry."""
+    if importlib.util.find_spec(OPTIONAL_PARTS[extra]) is None:
+        raise ValueError(
+            f"{needed_by} needs the optional part `{extra}`, which this build lacks: deploy a zip"
+            f" built with `make artifact EXTRAS={extra}` (locally: `make run EXTRAS={extra}`)"
+        )
 
 
 SECRET_VARIABLES = (
@@ -101,6 +117,8 @@ class Settings(BaseModel):
         from handler.adapters.stores import parse_store_url
 
         parse_store_url(value)  # raises on a malformed URL (its message hides any password)
+        if value.startswith(("redis://", "rediss://")):
+            require_part("redis", "a redis:// store")
         return value
 
     @field_validator("trtc_callback_keys")
@@ -190,6 +208,11 @@ class Settings(BaseModel):
             "trtc_callback_keys": "TRTC_CALLBACK_KEY",
             "gme_callback_keys": "GME_CALLBACK_KEY",
         }
+        if tracing_enabled(env):
+            try:
+                require_part("xray", "tracing (POWERTOOLS_TRACE_DISABLED=false)")
+            except ValueError as exc:
+                raise ConfigError(f"POWERTOOLS_TRACE_DISABLED: {exc}") from None
         data: dict[str, object] = {k: env[v] for k, v in names.items() if env.get(v)}
         data.update({k: _split(env.get(v)) for k, v in lists.items()})
         data["trtc_sdk_app_ids"] = _app_ids(env.get("TRTC_SDK_APP_ID", ""))

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import warnings
@@ -220,15 +221,18 @@ def webhook_rejected(reason: str) -> None:
 # --- tracing -----------------------------------------------------------------------------------
 
 
-def tracing_enabled() -> bool:
-    disabled = resolve_truthy_env_var_choice(env=os.getenv("POWERTOOLS_TRACE_DISABLED", "false"))
-    return not disabled and bool(os.getenv("LAMBDA_TASK_ROOT")) and not os.getenv("AWS_SAM_LOCAL")
+def tracing_enabled(env: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if env is None else env
+    disabled = resolve_truthy_env_var_choice(env=env.get("POWERTOOLS_TRACE_DISABLED", "false"))
+    return not disabled and bool(env.get("LAMBDA_TASK_ROOT")) and not env.get("AWS_SAM_LOCAL")
 
 
 @functools.cache
 def _tracer() -> Any:
-    """The Powertools Tracer, built (and the X-Ray SDK imported) on first use only."""
-    if not tracing_enabled():
+    """The Powertools Tracer, built (and the X-Ray SDK imported) on first use only. Without the
+    SDK (a zip built without EXTRAS=xray) there is none: the settings then refuse to load and
+    name the fix, instead of every invocation failing on an import."""
+    if not tracing_enabled() or importlib.util.find_spec("aws_xray_sdk") is None:
         return None
     from aws_lambda_powertools import Tracer
 

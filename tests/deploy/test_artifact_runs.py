@@ -138,3 +138,68 @@ def test_the_zip_records_a_room_with_nothing_but_its_own_contents(tmp_path: Path
     assert report["results"]["worker"] == {"batchItemFailures": []}  # a duplicate, answered
     assert report["results"]["scheduler"]["status"] == "ok"
     assert len(tasks) == 1
+
+
+# The webhook of the default zip, given settings that need a part the zip lacks.
+MISSING_PART_DRIVER = r"""
+import json, os, sys
+sys.path[:0] = [os.environ["FUNCTION_DIR"], os.environ["RUNTIME_DIR"]]
+import handler.webhook
+
+class Context:
+    function_name = "smoke"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:smoke"
+    aws_request_id = "smoke-request"
+
+    def get_remaining_time_in_millis(self):
+        return 20_000
+
+print(json.dumps(handler.webhook.handler(json.load(sys.stdin), Context())))
+"""
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ({"IDEMPOTENCY_STORE": "redis://127.0.0.1:1/0"}, "EXTRAS=redis"),
+        ({"POWERTOOLS_TRACE_DISABLED": "false", "LAMBDA_TASK_ROOT": "/var/task"}, "EXTRAS=xray"),
+    ],
+)
+def test_a_setting_needing_a_part_the_default_zip_lacks_is_refused_by_name(
+    tmp_path: Path, setting: dict[str, str], named: str
+) -> None:
+    """No ImportError on a request: the webhook answers 503 misconfigured (the sender retries)
+    and its log line names the setting and the build option that adds the part."""
+    assert ARTIFACT.exists(), "run `make package`"
+    assert ARTIFACT.with_suffix(".extras").read_text().split() == [], "needs the default zip"
+    folder = function_folder(tmp_path / "function")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "FUNCTION_DIR": str(folder),
+        "RUNTIME_DIR": str(SMOKE / "runtime"),
+        "AWS_LAMBDA_FUNCTION_NAME": "smoke",
+        "AWS_REGION": "eu-west-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "GmeAutorecord",
+        "IDEMPOTENCY_STORE": f"sqlite:///{tmp_path}/idempotency.db",
+        "WEBHOOK_SECRETS": WEBHOOK_SECRET,
+        **setting,
+    }
+    done = subprocess.run(
+        [str(lambda_python()), "-I", "-S", "-c", MISSING_PART_DRIVER],
+        input=json.dumps(events()["webhook"]),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    *logs, last = done.stdout.strip().splitlines()
+    answer = json.loads(last)
+    assert answer["statusCode"] == 503
+    assert json.loads(answer["body"])["code"] == "misconfigured"
+    assert "Traceback" not in done.stdout + done.stderr
+    [error] = [json.loads(line) for line in logs if '"configuration error"' in line]
+    assert named in error["error"], error
