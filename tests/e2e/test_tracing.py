@@ -69,7 +69,7 @@ def test_subsegments_reach_the_xray_daemon(stack: Stack, tmp_path: Path) -> None
         if line.startswith("{") and '"_aws"' in line
         for m in json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"]
     ]
-    assert sorted(metrics) == ["ColdStart", "RecordingStarted"]
+    assert sorted(metrics) == ["ColdStart", "RecordingOutcome", "RecordingStarted", "TimeToRecord"]
     seen: list[str] = []
     try:
         while True:
