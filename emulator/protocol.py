@@ -58,6 +58,10 @@ class ApiProtocol:
         self._credentials = dict(credentials)
         self._clock = clock
 
+    def set_credentials(self, credentials: Mapping[str, str]) -> None:
+        """Accept these SecretId → SecretKey pairs from now on (one swap, no partial state)."""
+        self._credentials = dict(credentials)
+
     def answer(self, headers: dict[str, str], body: bytes, query: str = "") -> Answer:
         """Answer one API 3.0 request: (status, payload, content type, drop the connection)."""
         request_id = str(uuid.uuid4())

@@ -321,6 +321,11 @@ class GmeEmulator:
     def reset(self) -> None:
         self._service.reset()
 
+    def set_credentials(self, credentials: dict[str, str]) -> None:
+        """Rotate credentials as a Tencent Cloud account does: from now on only these
+        SecretId → SecretKey pairs are accepted; any other answers AuthFailure.*."""
+        self._protocol.set_credentials(credentials)
+
     def _inspect(
         self, method: str, path: str, query: dict[str, list[str]], body: bytes = b""
     ) -> tuple[int, dict[str, Any]] | None:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from handler.adapters.secrets import Refreshing
 from handler.config import ConfigError, Settings
 from handler.observability import gme_error, logger, pacing_wait, register_secrets
 
@@ -70,11 +71,39 @@ def once(factory: Callable[[], T]) -> _Once[T]:
     return _Once(factory)
 
 
-@once
-def settings() -> Settings:
+def _read_settings() -> Settings:
     built = Settings.from_env()
     register_secrets(_secret_values(built))
     return built
+
+
+def _refresh_failed(exc: Exception) -> None:
+    # A ConfigError names the variable and the reference, never a value.
+    logger.error(
+        "secret references could not be read again; the values in use are kept",
+        extra={"error": str(exc) if isinstance(exc, ConfigError) else type(exc).__name__},
+    )
+
+
+@once
+def secret_settings() -> Refreshing[Settings]:
+    """The settings, with secret references read again every `REFRESH_SECONDS` (a rotated key
+    or credential is in use within 5 minutes, without a deploy or a restart)."""
+    from handler.config import has_secret_references
+
+    return Refreshing(_read_settings, refreshable=has_secret_references(), on_error=_refresh_failed)
+
+
+def settings() -> Settings:
+    """The configuration in force now (see `secret_settings`)."""
+    return secret_settings().current()
+
+
+def refresh_secrets() -> bool:
+    """An authentication failed with the keys or credentials in use (a webhook signature, GME
+    AuthFailure): read the secret references again now, at most once per refresh interval, so
+    a flood of badly signed requests is one fetch. True when a value changed."""
+    return secret_settings().refresh_early()
 
 
 def _secret_values(s: Settings) -> list[str]:
@@ -121,7 +150,17 @@ def gme() -> Any:
 
     s = settings()
     secret_id, secret_key, token = s.require_credentials()
-    sdk = TencentGme(s.gme_endpoint, secret_id, secret_key, token, s.gme_timeout_seconds)
+    # One client (one pooled session) for the process; it takes rotated credentials from the
+    # current settings before each call, and after an AuthFailure asks for them to be re-read.
+    sdk = TencentGme(
+        s.gme_endpoint,
+        secret_id,
+        secret_key,
+        token,
+        s.gme_timeout_seconds,
+        credentials=lambda: settings().require_credentials(),
+        on_auth_failure=refresh_secrets,
+    )
     if not s.gme_rate_limit_per_second:
         return sdk
     from handler.adapters.buckets import build_slot_store
@@ -253,7 +292,7 @@ def enqueuer() -> Enqueuer:
 def reset() -> None:
     """Forget every built adapter (tests and the local runner change the environment)."""
     for fn in (
-        settings,
+        secret_settings,
         policy_provider,
         active_recordings,
         gme,

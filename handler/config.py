@@ -65,6 +65,12 @@ SECRET_VARIABLES = (
 )
 
 
+def has_secret_references(env: Mapping[str, str] | None = None) -> bool:
+    """Whether any secret variable holds a reference (then the settings are re-read)."""
+    env = os.environ if env is None else env
+    return any(is_reference(env.get(name, "")) for name in SECRET_VARIABLES)
+
+
 def _fetch(name: str, reference: str, resolve: Callable[[str], str] | None) -> str:
     if resolve is None:
         from handler.adapters import secrets

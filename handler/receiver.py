@@ -23,6 +23,7 @@ from handler.domain.events import RoomEvent
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.retry import RetryLater
 from handler.ingest import (
+    BAD_SIGNATURE,
     Rejected,
     Route,
     ingest,
@@ -96,12 +97,26 @@ def accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: b
         return _retry("misconfigured", "the service is misconfigured; retry later")
 
 
+def _ingest(
+    route: Route, headers: Mapping[str, str], raw: bytes, settings: Settings
+) -> RoomEvent | IgnoredEvent:
+    """`ingest`, once more with the keys read again when the signature fails with the keys in
+    use: the sender may already sign with a rotated key (`app.refresh_secrets` reads them at
+    most once per refresh interval, so a flood of bad signatures is one fetch)."""
+    try:
+        return ingest(route, headers, raw, settings)
+    except Rejected as exc:
+        if exc.code != BAD_SIGNATURE or not app.refresh_secrets():
+            raise
+    return ingest(route, headers, raw, app.settings())
+
+
 def _accept(route: Route, headers: Mapping[str, str], body: str | None, is_b64: bool) -> Reply:
     settings = app.settings()
     warn_about_keys(settings)
     try:
         raw = raw_body(body, is_b64, settings.max_body_bytes)
-        event = ingest(route, headers, raw, settings)
+        event = _ingest(route, headers, raw, settings)
     except Rejected as exc:
         logger.warning("webhook rejected", extra={"route": route.value, "code": exc.code})
         observability.webhook_rejected(exc.code)

@@ -8,6 +8,7 @@ cannot eat the Lambda's whole budget, and every SDK failure turned into a domain
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +44,16 @@ def parse_endpoint(value: str) -> Endpoint:
     return Endpoint(host=parts.netloc, protocol=parts.scheme)
 
 
+AUTH_FAILURE = "AuthFailure"
+#: (SecretId, SecretKey, session token or None)
+Credentials = tuple[str, str, str | None]
+
+
+def _credential(values: Credentials) -> Credential:
+    # Built by hand: the SDK's environment provider never reads a session token.
+    return Credential(values[0], values[1], values[2] or None)
+
+
 class TencentGme:
     """`GmeGateway` backed by `tencentcloud-sdk-python-gme`."""
 
@@ -53,13 +64,20 @@ class TencentGme:
         secret_key: str,
         session_token: str | None = None,
         timeout_seconds: int = 5,
+        *,
+        credentials: Callable[[], Credentials] | None = None,
+        on_auth_failure: Callable[[], bool] | None = None,
     ) -> None:
+        """`credentials` gives the credentials in force (they rotate); they are read before
+        each call and, when they changed, put on the one client. `on_auth_failure` is asked
+        after an `AuthFailure.*` answer to read them again (True: they may have changed)."""
         ep = parse_endpoint(endpoint)
         http = HttpProfile(protocol=ep.protocol, endpoint=ep.host, reqTimeout=timeout_seconds)
         profile = ClientProfile(httpProfile=http, language="en-US")
-        # Built by hand: the SDK's environment provider never reads a session token.
-        credential = Credential(secret_id, secret_key, session_token or None)
-        self._client = gme_client.GmeClient(credential, "", profile)
+        self._in_use: Credentials = (secret_id, secret_key, session_token or None)
+        self._client = gme_client.GmeClient(_credential(self._in_use), "", profile)
+        self._credentials = credentials
+        self._on_auth_failure = on_auth_failure
 
     def describe_task(self, biz_id: int, room_id: str) -> RunningTask | None:
         req = models.DescribeTaskInfoRequest()
@@ -112,7 +130,34 @@ class TencentGme:
             for r in (resp.RecordInfo or ())
         )
 
+    def _use_current_credentials(self) -> bool:
+        """Put rotated credentials on the client (the same client: its pooled session stays);
+        True when they changed."""
+        if self._credentials is None:
+            return False
+        current = self._credentials()
+        current = (current[0], current[1], current[2] or None)
+        if current == self._in_use:
+            return False
+        self._client.credential = _credential(current)
+        self._in_use = current
+        return True
+
     def _call(self, action: str, req: Any) -> Any:
+        self._use_current_credentials()
+        try:
+            return self._send(action, req)
+        except GmeError as exc:
+            if not exc.code.startswith(AUTH_FAILURE) or self._on_auth_failure is None:
+                raise
+            # Rotated since they were read? Read them again (at most once per refresh interval)
+            # and repeat the call once: GME refused it before acting, so a StartRecord repeated
+            # after an AuthFailure cannot start a second task.
+            if not (self._on_auth_failure() and self._use_current_credentials()):
+                raise
+        return self._send(action, req)
+
+    def _send(self, action: str, req: Any) -> Any:
         try:
             with subsegment(f"## gme.{action}"):
                 return getattr(self._client, action)(req)

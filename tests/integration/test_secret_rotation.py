@@ -1,0 +1,174 @@
+"""Secret rotation without a restart, on the session's moto_server (SSM over HTTP, Powertools
+Parameters, boto3) and the GME emulator (the real SDK): a rotated webhook key or Tencent
+credential is in use within the refresh interval, early after an authentication failure at most
+once per interval, and a flood of bad or unsigned requests never becomes a flood of SSM calls.
+
+The interval is crossed with an injected clock, not by sleeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+from handler import app, webhook
+from handler.adapters import secrets
+from handler.domain.signatures import sign_standard_webhook, standard_webhook_key
+from handler.local import http_event
+from tests.conftest import Stack, load_event
+from tests.servers import moto_env
+
+PREFIX = "/gme-autorecord/rotation-test"
+KEYS = {name: "whsec_" + base64.b64encode(f"rotation-{name}".encode()).decode() for name in "ABCD"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def pass_interval(self) -> None:
+        self.now += secrets.REFRESH_SECONDS
+
+
+@pytest.fixture
+def ssm(stack: Stack, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """SSM on moto for the stack; counts every fetch of a secret reference."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import base
+
+    moto_env(monkeypatch, moto_url, "ssm")
+    base.DEFAULT_PROVIDERS.clear()  # Powertools builds its client once, from the environment
+    fetches: list[str] = []
+    real = secrets.resolve
+
+    def counted(reference: str) -> str:
+        fetches.append(reference)
+        return real(reference)
+
+    monkeypatch.setattr(secrets, "resolve", counted)
+    client = boto3.client("ssm")
+    client.fetches = fetches
+    yield client
+    base.DEFAULT_PROVIDERS.clear()
+
+
+def put(ssm: Any, name: str, value: str) -> None:
+    ssm.put_parameter(Name=f"{PREFIX}/{name}", Value=value, Type="SecureString", Overwrite=True)
+
+
+def refer(monkeypatch: pytest.MonkeyPatch, variable: str, name: str) -> None:
+    monkeypatch.setenv(variable, f"ssm:{PREFIX}/{name}")
+
+
+def start(clock: Clock) -> None:
+    """A fresh process: nothing built, the refresh clock injected."""
+    app.reset()
+    app.secret_settings().clock = clock
+
+
+counter = iter(range(10**6))
+
+
+def room_event(stack: Stack, secret: str | None) -> int:
+    """POST a new room's event signed with `secret` (None: unsigned); the HTTP status."""
+    n = next(counter)
+    doc = {**load_event("room-created.json"), "id": f"evt-rot-{n}", "room_id": f"ranked-rot-{n}"}
+    raw = json.dumps(doc).encode()
+    stamp = int(time.time())
+    headers = {"content-type": "application/json"}
+    if secret is not None:
+        signature = sign_standard_webhook(standard_webhook_key(secret), f"m-{n}", stamp, raw)
+        headers.update({"webhook-id": f"m-{n}", "webhook-timestamp": str(stamp),
+                        "webhook-signature": signature})  # fmt: skip
+    event = http_event("POST", "/v1/room-events", headers, raw)
+    result = webhook.handler(event, stack.context("webhook"))
+    status: int = result["statusCode"]
+    return status
+
+
+def test_a_rotated_webhook_key_is_live_after_the_interval_and_the_removed_one_refused(
+    stack: Stack, ssm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(ssm, "webhook-secrets", KEYS["A"])
+    refer(monkeypatch, "WEBHOOK_SECRETS", "webhook-secrets")
+    clock = Clock()
+    start(clock)
+    assert room_event(stack, KEYS["A"]) == 200
+    put(ssm, "webhook-secrets", f"{KEYS['A']},{KEYS['B']}")  # rotation: the new key beside
+    clock.now += secrets.REFRESH_SECONDS - 1
+    assert room_event(stack, KEYS["A"]) == 200  # within the interval: the values read at start
+    clock.now += 1
+    assert room_event(stack, KEYS["B"]) == 200  # read again on the interval, no failure needed
+    put(ssm, "webhook-secrets", KEYS["B"])  # the old key removed
+    clock.pass_interval()
+    assert room_event(stack, KEYS["A"]) == 401
+    assert room_event(stack, KEYS["B"]) == 200
+    assert stack.starts() == 4
+
+
+def test_a_bad_signature_reads_the_keys_again_at_most_once_per_interval(
+    stack: Stack, ssm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(ssm, "webhook-secrets", KEYS["A"])
+    refer(monkeypatch, "WEBHOOK_SECRETS", "webhook-secrets")
+    clock = Clock()
+    start(clock)
+    assert room_event(stack, KEYS["A"]) == 200
+    assert len(ssm.fetches) == 1
+    put(ssm, "webhook-secrets", KEYS["B"])
+    assert (
+        room_event(stack, KEYS["B"]) == 200
+    )  # fails with the keys in use: read again, then verified
+    assert len(ssm.fetches) == 2
+    assert room_event(stack, KEYS["A"]) == 401  # the removed key, at once
+    # A flood of bad and of unsigned requests costs no further fetch within the interval.
+    for _ in range(100):
+        assert room_event(stack, KEYS["D"]) == 401
+        assert room_event(stack, None) == 401
+    assert len(ssm.fetches) == 2
+    put(ssm, "webhook-secrets", KEYS["C"])
+    assert room_event(stack, KEYS["C"]) == 401  # the early read of this interval is spent
+    clock.pass_interval()
+    assert room_event(stack, KEYS["C"]) == 200
+    assert len(ssm.fetches) == 3
+    assert stack.starts() == 3
+
+
+def test_rotated_tencent_credentials_are_taken_by_the_same_client(
+    stack: Stack, ssm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(ssm, "secret-id", DEFAULT_SECRET_ID)
+    put(ssm, "secret-key", DEFAULT_SECRET_KEY)
+    refer(monkeypatch, "TENCENTCLOUD_SECRET_ID", "secret-id")
+    refer(monkeypatch, "TENCENTCLOUD_SECRET_KEY", "secret-key")
+    clock = Clock()
+    start(clock)
+    secret = "whsec_dGVzdC1zdWl0ZS13ZWJob29rLWtleQ=="  # the stack's WEBHOOK_SECRETS
+    assert room_event(stack, secret) == 200
+    gateway = app.gme()
+    # Rotation: the account accepts only the new pair, the parameters hold it.
+    stack.emulator.set_credentials({"AKIDrotatedone": "rotated-secret-key-one"})
+    put(ssm, "secret-id", "AKIDrotatedone")
+    put(ssm, "secret-key", "rotated-secret-key-one")
+    fetched = len(ssm.fetches)
+    assert room_event(stack, secret) == 200  # AuthFailure: read again, the call repeated once
+    assert len(ssm.fetches) == fetched + 2
+    # Rotated again within the interval: taken on the interval, before any call fails.
+    stack.emulator.set_credentials({"AKIDrotatedtwo": "rotated-secret-key-two"})
+    put(ssm, "secret-id", "AKIDrotatedtwo")
+    put(ssm, "secret-key", "rotated-secret-key-two")
+    clock.pass_interval()
+    assert room_event(stack, secret) == 200
+    assert app.gme() is gateway  # one gateway, one pooled client, whatever the credentials
+    calls = stack.emulator.calls("StartRecord")
+    assert [c.error_code for c in calls] == [None, "AuthFailure.SecretIdNotFound", None, None]
+    assert len({c.task_id for c in calls if c.task_id}) == 3  # one task per room, no second
