@@ -33,7 +33,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--rate-limit",
         type=int,
         default=20,
-        help="requests per second per (action, BizId); 0 disables (default 20)",
+        help="requests per second per (action, SecretId), as GME counts; 0 disables (default 20)",
     )
     args = parser.parse_args(argv)
     if args.secret_key is None:

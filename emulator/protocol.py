@@ -1,7 +1,8 @@
 """API 3.0 request handling, independent of the HTTP transport.
 
 One request passes these steps in order, each answering its own error: authentication (TC3),
-action and version, rate limit (counted only for authenticated requests, per action and BizId),
+action and version, rate limit (counted only for authenticated requests, per action and
+SecretId, GME's own dimension: never per BizId),
 injected faults, then parameter validation and execution. Every API answer is HTTP 200 with
 ``Content-Type: application/json`` exactly, because that is the only way the SDK notices an
 ``Error`` in the body; the ``bad_content_type`` fault exists to break exactly that.
@@ -33,7 +34,7 @@ logger = logging.getLogger("emulator")
 
 
 def _peek(params: object) -> tuple[int | None, str | None, int | None]:
-    """BizId, RoomId and TaskId if present and well-typed, for rate-limit keys and the call log."""
+    """BizId, RoomId and TaskId if present and well-typed, for the call log."""
     if not isinstance(params, dict):
         return None, None, None
 
@@ -91,16 +92,16 @@ class ApiProtocol:
             return 200, {"Response": envelope}, content_type, False
 
         try:
-            self._authenticate(headers, body, query)
+            secret_id = self._authenticate(headers, body, query)
             self._check_action(action, headers)
         except ApiError as exc:
             log(exc.code)
             return error(exc.code, exc.message)
-        if not self._service.allow_rate(action, biz_id):
+        if not self._service.allow_rate(action, secret_id):
             log("RequestLimitExceeded")
             return error(
                 "RequestLimitExceeded",
-                f"Too many {action} requests for BizId {biz_id}; "
+                f"Too many {action} requests with these credentials (all their BizIds count); "
                 f"the limit is {self._service.rate_limit} per second.",
             )
 
@@ -135,7 +136,8 @@ class ApiProtocol:
         assert result is not None
         return 200, {"Response": {**result, "RequestId": request_id}}, content_type, False
 
-    def _authenticate(self, headers: dict[str, str], body: bytes, query: str) -> None:
+    def _authenticate(self, headers: dict[str, str], body: bytes, query: str) -> str:
+        """The SecretId of a correctly signed request; raises ApiError for any other."""
         try:
             auth = signing.parse_authorization(headers.get("authorization"))
         except signing.AuthorizationFormatError as exc:
@@ -172,6 +174,7 @@ class ApiProtocol:
                 "The provided credentials could not be validated; check the SecretKey and that "
                 "Host and Content-Type are sent exactly as signed.",
             )
+        return auth.secret_id
 
     @staticmethod
     def _check_action(action: str, headers: dict[str, str]) -> None:

@@ -68,6 +68,10 @@ class Call:
 class RateLimiter:
     """At most ``limit`` accepted requests per key in any rolling second; 0 disables it.
 
+    The key is GME's own dimension: (action, SecretId). Tencent Cloud limits each API per
+    Action + access region + the credentials used, counted at arrival; one emulator is one
+    region. It is never per BizId: every app under one credential shares the same 20 a second.
+
     Rejected requests are not counted, so a client that keeps retrying still gets ``limit``
     requests per second through, like a token bucket that refills continuously.
     """
@@ -77,9 +81,9 @@ class RateLimiter:
             raise ValueError("rate limit must be >= 0")
         self.limit = limit
         self._clock = clock
-        self._windows: dict[tuple[str, int | None], deque[float]] = {}
+        self._windows: dict[tuple[str, str], deque[float]] = {}
 
-    def allow(self, key: tuple[str, int | None]) -> bool:
+    def allow(self, key: tuple[str, str]) -> bool:
         if self.limit == 0:
             return True
         now = self._clock()
@@ -284,9 +288,10 @@ class RecordingService:
     def rate_limit(self) -> int:
         return self._limiter.limit
 
-    def allow_rate(self, action: str, biz_id: int | None) -> bool:
+    def allow_rate(self, action: str, secret_id: str) -> bool:
+        """Count one authenticated request of ``action`` by ``secret_id`` (False: refused)."""
         with self._lock:
-            return self._limiter.allow((action, biz_id))
+            return self._limiter.allow((action, secret_id))
 
     def add_fault(self, kind: str, action: str, count: int, **details: Any) -> None:
         with self._lock:

@@ -145,7 +145,8 @@ def active_recordings() -> ActiveRecordingsLedger | None:
 
 @once
 def gme() -> Any:
-    """The SDK gateway, paced to GME's limit through a schedule shared by the whole fleet."""
+    """The SDK gateway, paced to GME's limit through a schedule shared by the whole fleet: the one
+    gateway of every path that calls GME (worker, scheduler, operator CLI, webhook inline)."""
     from handler.adapters.gme_client import TencentGme
 
     s = settings()
@@ -164,14 +165,17 @@ def gme() -> Any:
     if not s.gme_rate_limit_per_second:
         return sdk
     from handler.adapters.buckets import build_slot_store
+    from handler.adapters.gme_client import parse_endpoint
     from handler.adapters.ratelimited_gme import RateLimitedGme
-    from handler.domain.ratelimit import Pace
+    from handler.domain.ratelimit import Pace, limit_scope
 
     pace = Pace(s.gme_rate_limit_per_second, s.gme_rate_limit_burst)
     # The reserve keeps room after any wait for one GME call (its timeout) and the outcome write.
     limited = RateLimitedGme(
         sdk,
         build_slot_store(s.idempotency_store, pace),
+        # GME's own dimension: every caller with these credentials at this endpoint, any BizId.
+        scope=limit_scope(secret_id, parse_endpoint(s.gme_endpoint).host),
         reserve_seconds=s.gme_timeout_seconds + 0.5,
         on_throttle=gme_error,
         on_wait=pacing_wait,

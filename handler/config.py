@@ -90,9 +90,10 @@ class Settings(BaseModel):
     secret_key: SecretStr | None = None
     session_token: SecretStr | None = None
     gme_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 5
-    # GME allows 20 per second per API per BizId; 18 + a burst of 2 stays under it (0 = off).
-    gme_rate_limit_per_second: Annotated[float, Field(ge=0, le=1000)] = 18.0
-    gme_rate_limit_burst: Annotated[int, Field(ge=1, le=100)] = 2
+    # GME allows 20 per second per API per credential and region (all BizIds together); 19 with
+    # no burst stays under it by one request a second (handler.domain.ratelimit.Pace; 0 = off).
+    gme_rate_limit_per_second: Annotated[float, Field(ge=0, le=1000)] = 19.0
+    gme_rate_limit_burst: Annotated[int, Field(ge=1, le=100)] = 1
     idempotency_store: str = "sqlite:///.local/idempotency.db"
     idempotency_expiry_seconds: Annotated[int, Field(ge=60)] = 26 * 3600
     recording_policy: str = DEFAULT_POLICY

@@ -2,10 +2,12 @@
 
 The schedule lives in the same store family as the idempotency records, so a deployment needs
 nothing new: the SQLite file (table ``gme_rate``), the DynamoDB table (items ``id =
-gme-autorecord.rate#<action>#<biz_id>``, a conditional write per slot, TTL ``expiration``) or
-Redis (key ``gme-autorecord.rate#<action>#<biz_id>``, one Lua script per slot). Each
+gme-autorecord.rate#<action>#<credential>#<region>``, a conditional write per slot, TTL
+``expiration``) or Redis (the same key, one Lua script per slot). ``<credential>`` is a hash of
+the SecretId, never the SecretId itself (``handler.domain.ratelimit.credential_tag``). Each
 implementation makes "read tat, compute, store new tat" atomic against every other worker.
-Clocks: the caller's wall clock; Lambda hosts are NTP-synchronised to a few milliseconds.
+Clocks: the caller's wall clock; Lambda hosts are NTP-synchronised to a few milliseconds (the
+pace's jitter tolerance is in ``handler.domain.ratelimit.Pace``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ KEY_TTL_SECONDS = 3600  # a schedule idle for an hour is in the past anyway
 
 class SlotStore(Protocol):
     """Reserve the next slot of ``key``: its start (epoch seconds), or None if none starts within
-    ``max_wait`` seconds (then nothing is reserved)."""
+    ``max_wait`` seconds (then nothing is reserved). Stores keep it under ``KEY_PREFIX + key``."""
 
     pace: Pace
 
@@ -47,6 +49,7 @@ class SQLiteSlots:
         return self._files.get()
 
     def reserve(self, key: str, max_wait: float) -> float | None:
+        key = KEY_PREFIX + key
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")  # the write lock first: no two workers read the same tat
         try:
@@ -84,6 +87,7 @@ class DynamoDBSlots:
 
     def reserve(self, key: str, max_wait: float) -> float | None:
         exc_type = self._client.exceptions.ConditionalCheckFailedException
+        key = KEY_PREFIX + key
         while True:
             item = self._client.get_item(
                 TableName=self.table_name,
@@ -144,7 +148,7 @@ class RedisSlots:
 
     def reserve(self, key: str, max_wait: float) -> float | None:
         args = [f"{time.time():.6f}", repr(self.pace.interval), self.pace.burst, repr(max_wait)]
-        answer = self._script(keys=[key], args=[*args, KEY_TTL_SECONDS])
+        answer = self._script(keys=[KEY_PREFIX + key], args=[*args, KEY_TTL_SECONDS])
         return None if answer is None else float(answer)
 
 

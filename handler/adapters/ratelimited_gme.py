@@ -4,12 +4,18 @@
 Two layers, because they fail differently:
 
 1. **Pacing**: before each call, a slot is reserved in the shared schedule of its (action,
-   BizId) (``handler.adapters.buckets``), so all workers together stay under GME's limit and
-   GME normally never has to refuse.
-2. **Backoff**: should GME still answer ``RequestLimitExceeded*`` (another client of the same
-   BizId, a changed quota), the call is repeated after a jittered exponential backoff, taking a
-   new slot each time. Repeating is safe even for StartRecord: GME refused it before doing
-   anything.
+   credential, endpoint region) (``handler.adapters.buckets``, ``handler.domain.ratelimit``):
+   GME's own limit dimension, whatever the BizId. All workers together stay under GME's limit
+   and GME normally never has to refuse.
+2. **Backoff**: should GME still answer ``RequestLimitExceeded*`` (another deployment or client
+   using the same credentials, arrival jitter beyond the pace's tolerance, a changed quota), the
+   call is repeated after a jittered exponential backoff, taking a new slot each time. Repeating
+   is safe even for StartRecord: GME refused it before doing anything.
+
+A slot slept past is given up for a new one: a request sent well after its slot start could
+meet the requests of later slots inside one of GME's seconds (the jitter tolerance of
+``handler.domain.ratelimit.Pace``). Oversleeping may spend half the tolerance at most; the other
+half is left for the network.
 
 The deadline is the current Lambda context's remaining time minus ``reserve_seconds`` (kept
 for the call itself and for writing the outcome). The context is read from ``context`` (a
@@ -22,6 +28,7 @@ queue brings the message back later.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,6 +36,7 @@ from typing import Any, TypeVar
 from handler.adapters.buckets import SlotStore
 from handler.domain.decision import RecordPlan
 from handler.domain.gme import NO_TIME_LEFT, GmeError, GmeGateway, RecordStream, RunningTask
+from handler.domain.ratelimit import slot_key
 
 T = TypeVar("T")
 THROTTLED = "RequestLimitExceeded"
@@ -42,6 +50,7 @@ class RateLimitedGme:
         inner: GmeGateway,
         slots: SlotStore,
         *,
+        scope: str,
         reserve_seconds: float = 1.0,
         backoff_base: float = 0.1,
         backoff_cap: float = 2.0,
@@ -51,11 +60,13 @@ class RateLimitedGme:
         on_throttle: Callable[[str], None] | None = None,
         on_wait: Callable[[float], None] | None = None,
         context: Callable[[], Any] | None = None,
+        late_slot_seconds: float | None = None,
     ) -> None:
         self._inner = inner
         self._on_throttle = on_throttle
         self._on_wait = on_wait
         self._slots = slots
+        self._scope = scope
         self._reserve = reserve_seconds
         self._base = backoff_base
         self._cap = backoff_cap
@@ -63,8 +74,17 @@ class RateLimitedGme:
         self._clock = clock
         self._jitter = jitter
         self._context: Callable[[], Any] = context or (lambda: None)
-        #: Counters for logs and benchmarks: slots waited for, throttled answers, backoff sleeps.
-        self.stats = {"waited": 0, "throttled": 0, "no_time_left": 0}
+        tolerance = slots.pace.jitter_tolerance()
+        default_late = tolerance / 2 if tolerance > 0 else float("inf")
+        self._late = default_late if late_slot_seconds is None else late_slot_seconds
+        #: Counters for logs and benchmarks: slots waited for, throttled answers, deadlines hit,
+        #: slots given up because the caller woke too late for them.
+        self.stats = {"waited": 0, "throttled": 0, "no_time_left": 0, "late": 0}
+        self._stats_lock = threading.Lock()  # one gateway serves every thread of the process
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            self.stats[name] += 1
 
     def bind_context(self, context: Any) -> None:
         """Use this context's remaining time as the deadline from now on (None: no deadline)."""
@@ -78,33 +98,29 @@ class RateLimitedGme:
         return max(0.0, float(remaining()) / 1000 - self._reserve)
 
     def describe_task(self, biz_id: int, room_id: str) -> RunningTask | None:
-        return self._call(
-            "DescribeTaskInfo", biz_id, lambda: self._inner.describe_task(biz_id, room_id)
-        )
+        return self._call("DescribeTaskInfo", lambda: self._inner.describe_task(biz_id, room_id))
 
     def start_record(self, biz_id: int, room_id: str, plan: RecordPlan) -> str:
-        return self._call(
-            "StartRecord", biz_id, lambda: self._inner.start_record(biz_id, room_id, plan)
-        )
+        return self._call("StartRecord", lambda: self._inner.start_record(biz_id, room_id, plan))
 
     def stop_record(self, biz_id: int, task_id: str) -> None:
-        self._call("StopRecord", biz_id, lambda: self._inner.stop_record(biz_id, task_id))
+        self._call("StopRecord", lambda: self._inner.stop_record(biz_id, task_id))
 
     def describe_record_info(self, biz_id: int, task_id: str) -> tuple[RecordStream, ...]:
         return self._call(
-            "DescribeRecordInfo", biz_id, lambda: self._inner.describe_record_info(biz_id, task_id)
+            "DescribeRecordInfo", lambda: self._inner.describe_record_info(biz_id, task_id)
         )
 
-    def _call(self, action: str, biz_id: int, call: Callable[[], T]) -> T:
+    def _call(self, action: str, call: Callable[[], T]) -> T:
         attempt = 0
         while True:
-            self._take_slot(action, biz_id)
+            self._take_slot(action)
             try:
                 return call()
             except GmeError as exc:
                 if not exc.code.startswith(THROTTLED):
                     raise
-                self.stats["throttled"] += 1
+                self._count("throttled")
                 if self._on_throttle is not None:  # seen by operators even when absorbed here
                     self._on_throttle(exc.code)
                 # Full jitter: workers throttled together do not come back together.
@@ -114,20 +130,23 @@ class RateLimitedGme:
                 self._sleep(delay)
                 attempt += 1
 
-    def _take_slot(self, action: str, biz_id: int) -> None:
-        budget = self.budget()
-        # 900 s is Lambda's longest timeout: "no deadline" still needs a finite number in Lua.
-        start = self._slots.reserve(f"{action}#{biz_id}", max_wait=min(budget, 900.0))
-        if start is None:
-            self.stats["no_time_left"] += 1
-            raise GmeError(
-                action,
-                NO_TIME_LEFT,
-                f"no {action} slot for BizId {biz_id} within the {budget:.1f} s left",
-            )
-        wait = start - self._clock()
-        if wait > 0:
-            self.stats["waited"] += 1
+    def _take_slot(self, action: str) -> None:
+        while True:
+            budget = self.budget()
+            # 900 s is Lambda's longest timeout: "no deadline" still needs a finite number in Lua.
+            start = self._slots.reserve(slot_key(action, self._scope), max_wait=min(budget, 900.0))
+            if start is None:
+                self._count("no_time_left")
+                raise GmeError(
+                    action, NO_TIME_LEFT, f"no {action} slot within the {budget:.1f} s left"
+                )
+            wait = start - self._clock()
+            if wait <= 0:
+                return  # due now; a slow store would delay any new slot just as much
+            self._count("waited")
             if self._on_wait is not None:  # pacing that holds workers back shows as latency
                 self._on_wait(wait)
             self._sleep(wait)
+            if self._clock() - start <= self._late:
+                return
+            self._count("late")  # overslept: sent now, it could meet 20 later slots in one second

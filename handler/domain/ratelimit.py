@@ -1,11 +1,14 @@
 """The pacing rule that keeps the whole fleet under GME's per-API request limit.
 
-GME allows 20 requests per second per API action per BizId, counted over all callers. Every
-worker therefore takes a slot from one shared schedule per (action, BizId) before calling GME.
-The schedule is GCRA (the generic cell rate algorithm, a token bucket expressed as one number):
-the store keeps the *theoretical arrival time* ``tat`` of the next slot, and a caller reserves a
-slot by moving it forward. One number per key is what lets SQLite, DynamoDB (conditional write)
-and Redis (a Lua script) all update it atomically.
+Tencent Cloud limits each API per **Action + access region + credentials** (the SecretId that
+signs the request), counted at the arrival time at its server: 20 requests per second for each
+GME recording action. Not per BizId: every app under one credential shares the same 20. Every
+caller (worker, scheduler, operator CLI, webhook inline) therefore takes a slot from one shared
+schedule per (action, credential, endpoint region) before calling GME; ``limit_scope`` names
+the last two. The schedule is GCRA (the generic cell rate algorithm, a token bucket expressed as
+one number): the store keeps the *theoretical arrival time* ``tat`` of the next slot, and a
+caller reserves a slot by moving it forward. One number per key is what lets SQLite, DynamoDB
+(conditional write) and Redis (a Lua script) all update it atomically.
 
 Reservation, not polling: a caller that must wait gets a definite slot in the future and sleeps
 until it, so slots are handed out in order and the pace stays exact however late sleepers wake.
@@ -14,16 +17,30 @@ A caller that cannot wait that long (its Lambda would time out first) reserves n
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
+
+#: GME's documented limit per action, region and credential.
+GME_LIMIT_PER_SECOND = 20
+#: The region part of a key when GME_ENDPOINT is the global host, which resolves to the nearest
+#: region: deployments that share a slot store and this endpoint share one schedule.
+NEAREST_REGION = "nearest"
+_REGIONAL_HOST = re.compile(r"^gme\.([a-z]+-[a-z]+(?:-[a-z0-9]+)*)\.tencentcloudapi\.com$")
 
 
 @dataclass(frozen=True)
 class Pace:
     """``rate`` slots per second, of which up to ``burst`` may be taken back to back.
 
-    In any one-second window at most ``rate + burst - 1`` slots fall (``18 + 2 - 1 = 19`` with
-    the defaults), which keeps the fleet under GME's 20 even when requests arrive a little
-    bunched by network jitter.
+    In any one-second window of the callers' clocks at most ``rate + burst - 1`` slots start
+    (19 with the defaults 19 and 1), one below GME's 20. GME counts arrivals at its server, so
+    what the pace must survive is *jitter*: the spread, between requests, of the delay from a
+    slot's start to its arrival (sleep overshoot, connection set-up, network, the offset between
+    the callers' NTP-synchronised clocks). A 21st request lands in one GME second only if a
+    request arrives late by more than ``jitter_tolerance()`` relative to the one 20 slots after
+    it: ``(20 + 1 - burst) / rate - 1`` seconds, 52.6 ms with the defaults (55.6 ms at 18 + 2,
+    which reaches only 18 a second). Should it happen anyway, the gateway backs off and retries.
     """
 
     rate: float
@@ -38,6 +55,39 @@ class Pace:
     @property
     def interval(self) -> float:
         return 1.0 / self.rate
+
+    def jitter_tolerance(self, limit: int = GME_LIMIT_PER_SECOND) -> float:
+        """Seconds of arrival jitter before ``limit + 1`` requests can share one second at GME
+        (negative: the pace exceeds ``limit`` even when every request arrives on time)."""
+        return (limit + 1 - self.burst) / self.rate - 1
+
+
+def endpoint_region(host: str) -> str:
+    """The access region GME counts a request in, from the endpoint host GME_ENDPOINT names:
+    ``gme.ap-guangzhou.tencentcloudapi.com`` is ``ap-guangzhou``; the global
+    ``gme.tencentcloudapi.com`` resolves to the nearest region, named ``nearest``; any other
+    host (the emulator, a proxy) is a limit of its own, named by the host itself."""
+    host = host.strip().lower().rstrip(".")
+    if host == "gme.tencentcloudapi.com":
+        return NEAREST_REGION
+    match = _REGIONAL_HOST.match(host)
+    return match.group(1) if match else host
+
+
+def credential_tag(secret_id: str) -> str:
+    """The SecretId as it appears in a slot key: the first 16 hex digits of its SHA-256. The
+    SecretId is an identifier, not the secret, but it is still kept out of stores and logs."""
+    return hashlib.sha256(secret_id.encode("utf-8")).hexdigest()[:16]
+
+
+def limit_scope(secret_id: str, host: str) -> str:
+    """What one of GME's limits is counted over besides the action: credential and region."""
+    return f"{credential_tag(secret_id)}#{endpoint_region(host)}"
+
+
+def slot_key(action: str, scope: str) -> str:
+    """The schedule a call of ``action`` takes its slot from: ``<action>#<tag>#<region>``."""
+    return f"{action}#{scope}"
 
 
 def reserve(tat: float, now: float, pace: Pace, max_wait: float) -> tuple[float, float] | None:

@@ -42,7 +42,7 @@ from tests.servers import AWS_ENV, create_idempotency_table
 SCALE = {"sqlite": (500, 8.0), "dynamodb": (150, 5.0), "redis": (300, 6.0)}
 DELIVERIES = 3
 POISON = 8
-BIZ_IDS = (1400000101, 1400000102, 1400000103)  # GME limits per BizId: three schedules
+BIZ_IDS = (1400000101, 1400000102, 1400000103)  # three apps under one credential: one pace
 WORKERS = 5  # one is killed, so at least four keep running
 BATCH_SIZE = 10  # Lambda's default for SQS
 FEED_DEPTH = 80  # messages kept in the queue (visible or in flight) while feeding

@@ -515,21 +515,36 @@ def test_rate_limit_with_real_clock(emu: GmeEmulator, client: Any) -> None:
     assert "RequestLimitExceeded" in codes
 
 
-def test_rate_limit_is_per_action_and_biz_id_over_a_rolling_second() -> None:
+OTHER_SECRET_ID = "AKIDemulatorOtherCredential000000000"
+OTHER_SECRET_KEY = "other-emulator-secret-key"
+
+
+def test_rate_limit_is_per_action_and_credential_over_a_rolling_second() -> None:
+    """GME's dimension: Action + region + the credentials used. Two BizIds under one SecretId
+    share one 20/s; another SecretId has its own; another action has its own."""
     now = [time.time()]
-    with GmeEmulator(clock=lambda: now[0]) as emu:
+    credentials = {DEFAULT_SECRET_ID: DEFAULT_SECRET_KEY, OTHER_SECRET_ID: OTHER_SECRET_KEY}
+    with GmeEmulator(clock=lambda: now[0], credentials=credentials) as emu:
         client = make_client(emu)
-        for _ in range(20):
-            describe_task(client)
+        other = make_client(emu, OTHER_SECRET_ID, OTHER_SECRET_KEY)
+        for i in range(20):
+            describe_task(client, biz=(BIZ, OTHER_BIZ)[i % 2])
         assert sdk_error(lambda: describe_task(client)).code == "RequestLimitExceeded"
-        describe_task(client, biz=OTHER_BIZ)
-        start(client)
+        assert sdk_error(lambda: describe_task(client, biz=OTHER_BIZ)).code == (
+            "RequestLimitExceeded"
+        )
+        for _ in range(20):  # the other credentials are not held back by the first ones
+            describe_task(other, biz=OTHER_BIZ)
+        assert sdk_error(lambda: describe_task(other)).code == "RequestLimitExceeded"
+        start(client)  # StartRecord counts on its own
         now[0] += 0.5
-        assert sdk_error(lambda: describe_task(client)).code == "RequestLimitExceeded"
+        assert sdk_error(lambda: describe_task(client, biz=OTHER_BIZ)).code == (
+            "RequestLimitExceeded"
+        )
         now[0] += 0.51
-        describe_task(client)
+        describe_task(client, biz=OTHER_BIZ)
         limited = [c for c in emu.calls() if c.error_code == "RequestLimitExceeded"]
-        assert len(limited) == 2
+        assert len(limited) == 4
 
 
 def test_rate_limit_zero_disables_it() -> None:

@@ -2,8 +2,8 @@
 
 Several worker *processes* share one schedule store (the SQLite file, as locally; the same
 contract is checked for DynamoDB and Redis in test_stores.py) and must together stay under the
-emulator's 20 requests per second per action and BizId, which answers RequestLimitExceeded
-above it exactly as GME does.
+emulator's 20 requests per second per action and credential (SecretId), GME's own dimension,
+which answers RequestLimitExceeded above it exactly as GME does, whatever the BizId.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from handler.adapters.gme_client import TencentGme
 from handler.adapters.ratelimited_gme import RateLimitedGme
 from handler.domain.decision import RecordMode, RecordPlan
 from handler.domain.gme import NO_TIME_LEFT, GmeError
-from handler.domain.ratelimit import Pace, reserve
+from handler.domain.ratelimit import Pace, limit_scope, reserve
+from tests.conftest import Stack, load_event, sqs_event
 
 BIZ = 1400000000
 PLAN = RecordPlan(record_mode=RecordMode.MIXED)
@@ -40,7 +41,8 @@ DEFAULT_PACE = Pace(18, 2)
 
 def gateway(emu_url: str, store: str, pace: Pace = DEFAULT_PACE, **kw: Any) -> RateLimitedGme:
     sdk = TencentGme(emu_url, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, timeout_seconds=2)
-    return RateLimitedGme(sdk, build_slot_store(store, pace), **kw)
+    scope = limit_scope(DEFAULT_SECRET_ID, emu_url.removeprefix("http://"))
+    return RateLimitedGme(sdk, build_slot_store(store, pace), scope=scope, **kw)
 
 
 def _describe_many(emu_url: str, store: str, count: int) -> int:
@@ -80,6 +82,71 @@ def test_four_processes_stay_under_the_limit(tmp_path: Path) -> None:
     stamps = sorted(c.at for c in calls)
     assert max(sum(1 for s in stamps if t - 1 < s <= t) for t in stamps) <= 20
     assert elapsed >= 78 / 18 - 0.2  # really paced, not just lucky
+
+
+def _worker_process(bodies: list[dict[str, Any]], batch_size: int) -> list[dict[str, Any]]:
+    """One worker process: the real ``process_batch`` over its share of the rooms, configured
+    from the environment it inherited (as a Lambda instance is)."""
+    from handler import worker
+    from handler.local import LocalContext
+
+    report: list[dict[str, Any]] = []
+    for at in range(0, len(bodies), batch_size):
+        event = sqs_event(*bodies[at : at + batch_size])
+        report += worker.process_batch(event, LocalContext("worker", 60_000))[1]
+    return report
+
+
+def test_two_biz_ids_under_one_credential_never_throttle(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tencent limits per Action + region + credentials, not per BizId: two apps under one
+    SecretId share one 20/s, so the fleet's pace must be one schedule for both."""
+    # 15/s tolerates 333 ms of arrival jitter (19/s: 52.6 ms), which a loaded 2-core test box
+    # can exceed between a worker's wake-up and the emulator's clock. Two schedules of 15 (one
+    # per BizId) would still send 30 a second.
+    monkeypatch.setenv("GME_RATE_LIMIT_PER_SECOND", "15")
+    created = load_event("room-created.json")
+    processes, rooms = 4, 48
+    bodies = [
+        {
+            **created,
+            "id": f"evt-two-apps-{i}",
+            "biz_id": (BIZ, BIZ + 1)[i % 2],
+            "room_id": f"ranked-two-apps-{i}",
+        }
+        for i in range(rooms)
+    ]
+    shares = [(bodies[p::processes], 6) for p in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        reports = pool.starmap(_worker_process, shares)
+    calls = stack.emulator.calls()
+    assert [c for c in calls if (c.error_code or "").startswith("RequestLimitExceeded")] == []
+    assert all(item["ok"] for report in reports for item in report), reports
+    tasks = stack.emulator.tasks()
+    assert sorted(t.room_id for t in tasks) == sorted(b["room_id"] for b in bodies)
+    assert {t.biz_id for t in tasks} == {BIZ, BIZ + 1}
+
+
+def test_a_slot_overslept_is_given_up_for_a_new_one(tmp_path: Path) -> None:
+    """A caller that wakes well after its slot (a descheduled process) would send a request
+    that can meet 20 later slots' requests inside one GME second: it takes a new slot."""
+    sent: list[float] = []
+
+    def oversleep_once(seconds: float) -> None:
+        time.sleep(seconds + (0.1 if not sent else 0.0))
+        sent.append(time.time())
+
+    with GmeEmulator() as emu:
+        gme = gateway(emu.url, f"sqlite:///{tmp_path}/i.db", Pace(19, 1), sleep=oversleep_once)
+        gme.describe_task(BIZ, "room-1")  # slot now: no sleep
+        gme.describe_task(BIZ, "room-2")  # slot 52.6 ms later, slept past by 100 ms
+        gme.describe_task(BIZ, "room-3")
+        arrivals = [c.at for c in emu.calls("DescribeTaskInfo")]
+    assert gme.stats["late"] == 1  # 100 ms late > half the 52.6 ms tolerance
+    # Kept, the late slot would have sent room-2 and room-3 back to back (room-3's slot was due
+    # by then); given up, room-3 still comes one interval after room-2.
+    assert arrivals[2] - arrivals[1] >= 1 / 19 - 0.005
 
 
 def test_throttled_answer_is_retried_with_backoff(tmp_path: Path) -> None:
@@ -126,6 +193,9 @@ def test_no_slot_before_the_deadline_fails_fast_without_calling_gme(tmp_path: Pa
         assert time.monotonic() - began < 0.2
         assert caught.value.code == NO_TIME_LEFT
         assert len(emu.calls("DescribeTaskInfo")) == 1
-        # Another action and another BizId have schedules of their own.
+        # Another action has a schedule of its own; another BizId under the same credentials
+        # does not (GME counts them together).
         gme.start_record(BIZ, "room-1", PLAN)
-        gme.describe_task(BIZ + 1, "room-1")
+        with pytest.raises(GmeError) as caught:
+            gme.describe_task(BIZ + 1, "room-1")
+        assert caught.value.code == NO_TIME_LEFT

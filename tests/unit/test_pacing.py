@@ -10,7 +10,7 @@ from handler import app
 from handler.adapters.gme_client import TencentGme
 from handler.adapters.ratelimited_gme import RateLimitedGme
 from handler.config import ConfigError, Settings
-from handler.domain.ratelimit import Pace, reserve
+from handler.domain.ratelimit import Pace, credential_tag, endpoint_region, limit_scope, reserve
 from handler.local import LocalContext
 from tests.conftest import Stack
 
@@ -66,8 +66,49 @@ def test_bad_rate_settings_name_the_variable(name: str, value: str) -> None:
 
 def test_defaults_stay_under_gme_limit() -> None:
     s = Settings.from_env({})
-    assert (s.gme_rate_limit_per_second, s.gme_rate_limit_burst) == (18, 2)
+    assert (s.gme_rate_limit_per_second, s.gme_rate_limit_burst) == (19, 1)
     assert s.gme_rate_limit_per_second + s.gme_rate_limit_burst - 1 < 20
+    pace = Pace(s.gme_rate_limit_per_second, s.gme_rate_limit_burst)
+    assert pace.jitter_tolerance() == pytest.approx(1 / 19)  # 52.6 ms of arrival jitter
+
+
+@given(rate=st.floats(min_value=1, max_value=19.9), burst=st.integers(min_value=1, max_value=4))
+def test_jitter_tolerance_is_the_lateness_that_puts_21_in_a_second(rate: float, burst: int) -> None:
+    """21 back-to-back slots from a fresh schedule (the tightest the pace ever packs them) span
+    one second plus the tolerance: a request arriving later than that after its slot (the one
+    20 slots later on time) is the only way 21 arrivals share one second at GME."""
+    pace, tat, slots = Pace(rate, burst), 0.0, []
+    for _ in range(21):
+        got = reserve(tat, 1000.0, pace, max_wait=1e9)
+        assert got is not None
+        tat, start = got
+        slots.append(start)
+    assert slots[20] - slots[0] == pytest.approx(1 + pace.jitter_tolerance())
+    # The rule of thumb is the same statement: some jitter is tolerated iff rate + burst - 1 < 20.
+    if abs(rate + burst - 21) > 1e-9:
+        assert (pace.jitter_tolerance() > 0) == (rate + burst - 1 < 20)
+
+
+@pytest.mark.parametrize(
+    ("host", "region"),
+    [
+        ("gme.tencentcloudapi.com", "nearest"),
+        ("GME.tencentcloudapi.com.", "nearest"),
+        ("gme.ap-guangzhou.tencentcloudapi.com", "ap-guangzhou"),
+        ("gme.na-siliconvalley.tencentcloudapi.com", "na-siliconvalley"),
+        ("127.0.0.1:8089", "127.0.0.1:8089"),
+    ],
+)
+def test_the_region_of_a_limit_is_the_endpoint_s(host: str, region: str) -> None:
+    assert endpoint_region(host) == region
+
+
+def test_the_scope_names_the_credential_by_a_hash_only() -> None:
+    scope = limit_scope("AKIDexample1234567890", "gme.ap-guangzhou.tencentcloudapi.com")
+    assert "AKID" not in scope
+    assert "1234567890" not in scope
+    assert scope == f"{credential_tag('AKIDexample1234567890')}#ap-guangzhou"
+    assert credential_tag("AKIDexample1234567890") != credential_tag("AKIDexample1234567891")
 
 
 def test_app_wraps_the_sdk_and_binds_the_invocation_deadline(stack: Stack) -> None:
@@ -87,3 +128,25 @@ def test_rate_limit_zero_turns_the_limiter_off(
     monkeypatch.setenv("GME_RATE_LIMIT_PER_SECOND", "0")
     app.reset()
     assert isinstance(app.gme(), TencentGme)
+
+
+def test_slots_are_keyed_by_action_credential_and_region_never_by_biz_id(stack: Stack) -> None:
+    """Every BizId under these credentials takes its slot from the same schedule, stored under
+    a hash of the SecretId: the SecretId itself is in no key."""
+    import sqlite3
+
+    from emulator import DEFAULT_SECRET_ID
+    from handler.domain.decision import RecordMode, RecordPlan
+
+    gme = app.gme()
+    gme.start_record(1400000001, "room-a", RecordPlan(record_mode=RecordMode.MIXED))
+    gme.start_record(1400000002, "room-b", RecordPlan(record_mode=RecordMode.MIXED))
+    gme.describe_task(1400000002, "room-b")
+    with sqlite3.connect(stack.store_path) as db:
+        keys = sorted(row[0] for row in db.execute("SELECT id FROM gme_rate"))
+    scope = limit_scope(DEFAULT_SECRET_ID, stack.emulator.url.removeprefix("http://"))
+    assert keys == [
+        f"gme-autorecord.rate#DescribeTaskInfo#{scope}",
+        f"gme-autorecord.rate#StartRecord#{scope}",
+    ]
+    assert not any(DEFAULT_SECRET_ID in key for key in keys)
