@@ -130,6 +130,7 @@ def _policy(setting: str | None) -> Any:
 def cmd_check(args: argparse.Namespace) -> int:
     from handler import policy_cases
     from handler.domain.policy import PolicyError
+    from handler.domain.policy.explain import time_limits
 
     try:
         policy = _policy(args.file)
@@ -139,6 +140,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.cases is None:
         rules = len(policy.document.rules)
         print(f"ok: {policy.source}: {rules} rules, version {policy.version}")
+        print(time_limits(policy))
         return 0
     try:
         text = Path(args.cases).read_text(encoding="utf-8")

@@ -119,6 +119,8 @@ def cmd_room(args: argparse.Namespace) -> int:
             f"session {e.session}: {e.state.value}, task {e.task_id or '-'}, rule {e.rule},"
             f" policy {e.policy_version}, generation {e.generation}"
         )
+        if e.ends_at is not None and not e.closed:
+            print(f"  ends {_when(e.ends_at)}: {e.end_reason or 'scheduled window'}")
         if e.files:
             dropped = f" (and {e.files_dropped} older)" if e.files_dropped else ""
             print(f"  files (from GME callbacks): {', '.join(e.files)}{dropped}")

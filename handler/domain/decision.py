@@ -78,3 +78,6 @@ class Decision(BaseModel):
     sample_bucket: int | None = None
     #: Facts worth a log line that did not change the outcome (e.g. a cap not enforced).
     notes: tuple[str, ...] = ()
+    #: How long the session may record before the scheduler ends it, closed or not (the rule's
+    #: `max_duration`); None: no limit (`none`, a skip, a schedule window with its own end).
+    max_duration_seconds: int | None = None

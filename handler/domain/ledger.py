@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from handler.domain.decision import RecordMode, RecordPlan
+from handler.domain.durations import format_duration
 
 #: GME ends every recording task 24 hours after it started.
 GME_TASK_CAP_SECONDS = 24 * 3600
@@ -29,6 +30,8 @@ MAX_ENTRY_BYTES = 64 * 1024
 HISTORY_BYTES = 24 * 1024
 FILES_BYTES = 16 * 1024
 CALLBACK_KEYS_BYTES = 8 * 1024
+#: `end_reason` of an entry whose `ends_at` is its policy's `max_duration`, not a window's end.
+MAX_DURATION_END = "max_duration"
 #: One history line's detail, and the last error kept (GME messages, file lists).
 MAX_TEXT_BYTES = 512
 
@@ -77,8 +80,11 @@ class LedgerEntry(BaseModel):
     created_at: float
     updated_at: float
     task_started_at: float | None = None
-    #: When a scheduled window ends (None: until the room closes).
+    #: When the scheduler ends the session: its scheduled window's end, or the policy's
+    #: `max_duration` after the session began if that comes first (None: when the room closes).
     ends_at: float | None = None
+    #: Why `ends_at` is set: None for a scheduled window, `max_duration` for the policy's limit.
+    end_reason: str | None = None
     #: Set once the room session closed (or its window ended): nothing may record it after.
     closed_at: float | None = None
     stopped_at: float | None = None
@@ -102,6 +108,18 @@ class LedgerEntry(BaseModel):
     @property
     def closed(self) -> bool:
         return self.closed_at is not None
+
+    @property
+    def in_window(self) -> bool:
+        """A scheduled window's session, whose room may still fill up before `ends_at`."""
+        return self.ends_at is not None and self.end_reason is None
+
+    def end_detail(self) -> str:
+        """Why the scheduler ends this session at `ends_at`, for its history and logs."""
+        if self.end_reason == MAX_DURATION_END and self.ends_at is not None:
+            limit = format_duration(round(self.ends_at - self.created_at))
+            return f"{MAX_DURATION_END}: {limit} since the session began (rule {self.rule!r})"
+        return "scheduled window ended"
 
     @property
     def plan(self) -> RecordPlan:

@@ -15,6 +15,7 @@ from handler.domain.decision import Decision
 from handler.domain.ledger import (
     CALLBACK_KEYS_BYTES,
     FILES_BYTES,
+    MAX_DURATION_END,
     CallbackNote,
     Change,
     LedgerEntry,
@@ -36,12 +37,15 @@ def starting(
     ends_at: float | None = None,
     detail: str = "",
 ) -> Change:
-    """The policy (or a schedule) decided; written before StartRecord so a crash is visible."""
+    """The policy (or a schedule) decided; written before StartRecord so a crash is visible.
+    `ends_at` is a window's end; the decision's `max_duration_seconds`, counted from when the
+    session was first decided (a retry never extends it), ends it earlier if it comes first."""
     plan = decision.plan
     fields: dict[str, object] = {
         "rule": decision.rule,
         "policy_version": decision.policy_version,
         "ends_at": ends_at,
+        "end_reason": None,
     }
     if plan is not None:
         fields.update(
@@ -55,15 +59,21 @@ def starting(
     state = LedgerState.STARTING if decision.record else LedgerState.SKIPPED
 
     def change(entry: LedgerEntry | None) -> LedgerEntry | None:
+        values = dict(fields)
+        limit = decision.max_duration_seconds
+        if decision.record and limit is not None:
+            deadline = (at if entry is None else entry.created_at) + limit
+            if ends_at is None or deadline < ends_at:
+                values.update(ends_at=deadline, end_reason=MAX_DURATION_END)
         if entry is None:
-            return new_entry(biz_id, room_id, session, state, at, checked_at=at, **fields).noted(
+            return new_entry(biz_id, room_id, session, state, at, checked_at=at, **values).noted(
                 at, what, note
             )
         if entry.closed or entry.state in (LedgerState.RECORDING, LedgerState.STOPPING):
             return None  # already decided and acted on, or closed: leave it alone
         if entry.state is state is LedgerState.SKIPPED:
             return None  # a repeated skip
-        return entry.changed(at, state=state, **fields).noted(at, what, note)
+        return entry.changed(at, state=state, **values).noted(at, what, note)
 
     return change
 

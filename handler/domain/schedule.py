@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -34,26 +33,16 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from handler.domain.decision import Decision, RecordPlan
+from handler.domain.durations import duration_seconds
 from handler.domain.events import BizId, RoomId
 
 MAX_DURATION_SECONDS = 7 * 86400
-_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))  # day of week 7 = Sunday = 0
 _CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 
 
 class ScheduleError(ValueError):
     """A schedules document we refuse; names the schedule and the field."""
-
-
-def _duration(value: object) -> object:
-    if isinstance(value, str) and not value.strip().isdigit():
-        match = _DURATION.match(value)
-        if not match or not any(match.groups()):
-            raise ValueError("use seconds or a form like 90m, 3h, 1h30m, 2d")
-        d, h, m, s = (int(g or 0) for g in match.groups())
-        return d * 86400 + h * 3600 + m * 60 + s
-    return value
 
 
 def _cron_field(text: str, index: int) -> frozenset[int]:
@@ -121,7 +110,9 @@ class Schedule(BaseModel):
     biz_id: BizId
     room_id: RoomId
     start: str
-    duration: Annotated[int, BeforeValidator(_duration), Field(gt=0, le=MAX_DURATION_SECONDS)]
+    duration: Annotated[
+        int, BeforeValidator(duration_seconds), Field(gt=0, le=MAX_DURATION_SECONDS)
+    ]
     timezone: str = "UTC"
     record_mode: str | int = "mixed"
     allow_user_ids: tuple[str, ...] = ()

@@ -73,7 +73,7 @@ def _check(lc: Lifecycle, entry: LedgerEntry, now: float, pacer: Pacer) -> str:
     except GmeError as exc:
         if exc.code != ROOM_NOT_FOUND:
             raise
-        if entry.ends_at is not None:  # a scheduled room may fill up later in its window
+        if entry.in_window:  # a scheduled room may fill up later in its window
             lc.ledger.update(*entry.key, checked(now, "room empty; window still open"))
             return "sweep_waiting"
         gone = lc.ledger.update(*entry.key, closing(*entry.key, now, "sweep: room is gone"))

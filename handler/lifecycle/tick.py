@@ -124,16 +124,14 @@ class Lifecycle:
 
     def stop_ended(self, now: float, counts: Counter[str], pacer: Pacer) -> None:
         for entry in self.ledger.ending(now, self.settings.sweep_batch):
-            closed = self.ledger.update(
-                *entry.key,
-                closing(*entry.key, now, "scheduled window ended"),
-            )
+            why = entry.end_detail()  # a window's end, or the policy's max_duration
+            closed = self.ledger.update(*entry.key, closing(*entry.key, now, why))
             if closed is None:
                 continue
             pacer.wait(2)  # StopRecord (DescribeTaskInfo when the task is unknown)
             try:
-                self.service.stop_entry(closed, "scheduled window ended", now)
-                counts["windows_ended"] += 1
+                self.service.stop_entry(closed, why, now)
+                counts["windows_ended" if entry.in_window else "max_duration_ended"] += 1
             except TickErrors as exc:
                 counts["stop_errors"] += 1
                 logger.warning("window stop failed", extra={"error": str(exc)})

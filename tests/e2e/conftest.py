@@ -44,3 +44,25 @@ def metric_counts(docs: list[dict[str, Any]]) -> dict[tuple[str, str | None], in
             key = (metric["Name"], extra)
             out[key] = out.get(key, 0) + n
     return out
+
+
+@pytest.fixture
+def policy_limits(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run the shipped policy with `max_duration` set on some rules: `policy_limits(rule=value)`
+    (value as written in the document, e.g. "none" or "30h"); the stack then uses it."""
+    import yaml
+
+    from handler import app
+    from tests.conftest import ROOT
+
+    def use(**limits: str) -> None:
+        doc = yaml.safe_load((ROOT / "policies" / "default.yaml").read_text())
+        for rule in doc["rules"]:
+            if rule["name"] in limits:
+                rule["max_duration"] = limits[rule["name"]]
+        path = tmp_path / "policy-with-limits.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        monkeypatch.setenv("RECORDING_POLICY", str(path))
+        app.reset()
+
+    return use

@@ -26,7 +26,9 @@ def test_create_close_and_tick_on_a_dynamodb_ledger(
     stack: Stack,
     moto_url: str,
     monkeypatch: pytest.MonkeyPatch,
+    policy_limits: Any,
 ) -> None:
+    policy_limits(**{"ranked-mixed": "none"})  # lives past GME's 24 h cap
     table = f"ledger-{uuid.uuid4().hex[:8]}"
     moto_env(monkeypatch, moto_url, "dynamodb")
     monkeypatch.setenv("LEDGER_STORE", f"dynamodb://{table}")

@@ -19,7 +19,10 @@ from tests.e2e.test_lifecycle import HOUR, ROOM, closed, created, entry, running
 # ------------------------------------------------------------------ renewal
 
 
-def test_a_25_hour_room_is_renewed_once_without_gap_or_overlap(stack: Stack) -> None:
+def test_a_25_hour_room_is_renewed_once_without_gap_or_overlap(
+    stack: Stack, policy_limits: Any
+) -> None:
+    policy_limits(**{"ranked-mixed": "none"})  # a room that truly lives for days
     t0 = time.time()
     first_id = send(stack, created())["task_id"]
     stack.emulator.advance(23 * HOUR + 50 * 60)  # ticks every 5 minutes; renewal 15 min ahead
@@ -44,7 +47,10 @@ def test_a_25_hour_room_is_renewed_once_without_gap_or_overlap(stack: Stack) -> 
     assert running(stack) == []
 
 
-def test_a_task_gme_ended_at_the_cap_is_replaced_on_the_next_tick(stack: Stack) -> None:
+def test_a_task_gme_ended_at_the_cap_is_replaced_on_the_next_tick(
+    stack: Stack, policy_limits: Any
+) -> None:
+    policy_limits(**{"ranked-mixed": "30h"})
     t0 = time.time()
     send(stack, created())
     stack.emulator.advance(24 * HOUR + 60)  # no tick ran: GME ended the task at 24 h

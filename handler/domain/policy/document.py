@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from handler.domain.decision import RecordModeField, RecordPlan, UserList
+from handler.domain.durations import format_duration, seconds
 from handler.domain.events import EventSource, RoomEvent, Scalar
 from handler.domain.policy.times import (
     DateRange,
@@ -46,6 +47,13 @@ DEFAULT_RULE = "default"
 #: Sampling resolution: a room's bucket is in [0, SAMPLE_BUCKETS); 0.01 percent per bucket.
 SAMPLE_BUCKETS = 10_000
 MAX_PATTERNS = 100
+#: How long a session recorded by an action without `max_duration` may record: it then ends,
+#: closed or not, so a lost close costs at most this much recording (docs/policy.md).
+DEFAULT_MAX_DURATION_SECONDS = 6 * 3600
+#: `max_duration` bounds: below a minute the scheduler's tick could not keep it; above a year,
+#: write `none`.
+MAX_DURATION_RANGE = (60, 366 * 86400)
+NO_LIMIT = "none"
 
 
 def _as_list(value: object) -> object:
@@ -261,6 +269,34 @@ class Action(BaseModel):
     block_user_ids: UserList = ()
     sample_percent: Annotated[Number, Field(ge=0, le=100)] | None = None
     max_concurrent: Annotated[StrictInt, Field(ge=1)] | None = None
+    #: The user's spelling (`6h`, `90m`, seconds, or `none`); unset: the 6 h default.
+    max_duration: StrictInt | str | None = None
+
+    @field_validator("max_duration", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if value is None:  # only an explicit null gets here
+            raise ValueError(
+                f"write {NO_LIMIT} to record without a time limit, or leave max_duration out "
+                f"for the {format_duration(DEFAULT_MAX_DURATION_SECONDS)} default"
+            )
+        if isinstance(value, str) and value.strip().lower() == NO_LIMIT:
+            return NO_LIMIT
+        try:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValueError
+            given = seconds(value)
+        except ValueError:
+            raise ValueError(
+                f"use a duration like 90m, 6h, 1h30m, 2d (or seconds), or {NO_LIMIT}"
+            ) from None
+        low, high = MAX_DURATION_RANGE
+        if not low <= given <= high:
+            raise ValueError(
+                f"must be from {format_duration(low)} to {format_duration(high)} "
+                f"({NO_LIMIT}: no time limit)"
+            )
+        return value
 
     @field_validator("sample_percent")
     @classmethod
@@ -280,6 +316,7 @@ class Action(BaseModel):
                     "block_user_ids",
                     "sample_percent",
                     "max_concurrent",
+                    "max_duration",
                 )
                 if getattr(self, name) not in (None, ())
             ]
@@ -302,6 +339,15 @@ class Action(BaseModel):
         if self.sample_percent is None:
             return None
         return round(self.sample_percent * SAMPLE_BUCKETS / 100)
+
+    @property
+    def max_duration_seconds(self) -> int | None:
+        """How long a session this action records may record (None: no limit, or a skip)."""
+        if self.action == "skip" or self.max_duration == NO_LIMIT:
+            return None
+        if self.max_duration is None:
+            return DEFAULT_MAX_DURATION_SECONDS
+        return seconds(self.max_duration)
 
     def plan(self) -> RecordPlan | None:
         if self.action == "skip":
@@ -347,5 +393,5 @@ class PolicyDocument(BaseModel):
 #: Keys added after the first release of format 1; left out of the hash while unset, so the
 #: version of a document written before them does not change.
 LATER_KEYS = frozenset(
-    {"sample_percent", "max_concurrent", "timezone", "time_of_day", "days", "dates"}
+    {"sample_percent", "max_concurrent", "max_duration", "timezone", "time_of_day", "days", "dates"}
 )

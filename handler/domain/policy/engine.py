@@ -88,6 +88,7 @@ class Policy:
             reason=reason,
             policy_version=self.version,
             plan=plan,
+            max_duration_seconds=action.max_duration_seconds,
         )
         match = compile_when(action.when) if isinstance(action, Rule) else None
         return _Compiled(
@@ -157,6 +158,7 @@ def _act(rule: _Compiled, event: RoomEvent, active: ActiveRecordings | None) -> 
                 base,
                 record=False,
                 plan=None,
+                max_duration_seconds=None,
                 sample_bucket=bucket,
                 reason=f"sampling: bucket {bucket} is not below {rule.threshold} "
                 f"(rule {rule.name!r} records {percent} of sessions)",
@@ -176,6 +178,7 @@ def _act(rule: _Compiled, event: RoomEvent, active: ActiveRecordings | None) -> 
                     base,
                     record=False,
                     plan=None,
+                    max_duration_seconds=None,
                     sample_bucket=bucket,
                     reason=f"quota: rule {rule.name} has {running}/{rule.cap} "
                     "concurrent recordings",

@@ -11,7 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from handler.domain.decision import Decision
+from handler.domain.durations import format_duration
 from handler.domain.events import RoomEvent
+from handler.domain.policy.document import Action
 from handler.domain.policy.engine import Policy
 from handler.domain.policy.quota import ActiveRecordings
 
@@ -53,9 +55,34 @@ class Explanation:
             elif d.plan.block_user_ids:
                 listed = f", never record {list(d.plan.block_user_ids)}"
             out.append(f"plan    record_mode={d.plan.record_mode.name.lower()}{listed}")
+            out.append(f"limit   {limit_text(d.max_duration_seconds)}")
         else:
             out.append("plan    none (not recorded)")
         return "\n".join(out)
+
+
+def limit_text(seconds: int | None) -> str:
+    """A recording's time limit in words, as `explain` and `check-policy` print it."""
+    if seconds is None:
+        return "max_duration none: records until the room closes"
+    return f"max_duration {_limit(seconds)}: ended then if the room has not closed"
+
+
+def time_limits(policy: Policy) -> str:
+    """Each recording action's `max_duration`, as `check-policy` lists them."""
+    actions: list[tuple[str, Action]] = [(rule.name, rule) for rule in policy.document.rules]
+    actions.append(("default", policy.document.default))
+    shown = [
+        f"{name} {_limit(action.max_duration_seconds)}"
+        + (" (default)" if action.max_duration is None else "")
+        for name, action in actions
+        if action.action == "record"
+    ]
+    return "max_duration: " + (", ".join(shown) if shown else "no rule records")
+
+
+def _limit(seconds: int | None) -> str:
+    return "none" if seconds is None else format_duration(seconds)
 
 
 def explain(
