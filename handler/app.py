@@ -170,12 +170,14 @@ def gme() -> Any:
     from handler.domain.ratelimit import Pace, limit_scope
 
     pace = Pace(s.gme_rate_limit_per_second, s.gme_rate_limit_burst)
+    host = parse_endpoint(s.gme_endpoint).host
     # The reserve keeps room after any wait for one GME call (its timeout) and the outcome write.
     limited = RateLimitedGme(
         sdk,
         build_slot_store(s.idempotency_store, pace),
-        # GME's own dimension: every caller with these credentials at this endpoint, any BizId.
-        scope=limit_scope(secret_id, parse_endpoint(s.gme_endpoint).host),
+        # GME's own dimension: every caller with these credentials at this endpoint, any BizId
+        # (the current SecretId: a rotated one is a limit of its own).
+        scope=lambda: limit_scope(settings().require_credentials()[0], host),
         reserve_seconds=s.gme_timeout_seconds + 0.5,
         on_throttle=gme_error,
         on_wait=pacing_wait,

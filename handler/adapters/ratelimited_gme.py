@@ -43,14 +43,18 @@ THROTTLED = "RequestLimitExceeded"
 
 
 class RateLimitedGme:
-    """Wraps another `GmeGateway`; same interface, same errors, plus ``NO_TIME_LEFT``."""
+    """Wraps another `GmeGateway`; same interface, same errors, plus ``NO_TIME_LEFT``.
+
+    ``scope`` answers what GME counts the calls over besides the action: ``limit_scope`` of the
+    credentials and endpoint ``inner`` uses now (asked per call: credentials may rotate).
+    """
 
     def __init__(
         self,
         inner: GmeGateway,
         slots: SlotStore,
         *,
-        scope: str,
+        scope: Callable[[], str],
         reserve_seconds: float = 1.0,
         backoff_base: float = 0.1,
         backoff_cap: float = 2.0,
@@ -134,7 +138,9 @@ class RateLimitedGme:
         while True:
             budget = self.budget()
             # 900 s is Lambda's longest timeout: "no deadline" still needs a finite number in Lua.
-            start = self._slots.reserve(slot_key(action, self._scope), max_wait=min(budget, 900.0))
+            start = self._slots.reserve(
+                slot_key(action, self._scope()), max_wait=min(budget, 900.0)
+            )
             if start is None:
                 self._count("no_time_left")
                 raise GmeError(

@@ -42,7 +42,7 @@ DEFAULT_PACE = Pace(18, 2)
 def gateway(emu_url: str, store: str, pace: Pace = DEFAULT_PACE, **kw: Any) -> RateLimitedGme:
     sdk = TencentGme(emu_url, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, timeout_seconds=2)
     scope = limit_scope(DEFAULT_SECRET_ID, emu_url.removeprefix("http://"))
-    return RateLimitedGme(sdk, build_slot_store(store, pace), scope=scope, **kw)
+    return RateLimitedGme(sdk, build_slot_store(store, pace), scope=lambda: scope, **kw)
 
 
 def _describe_many(emu_url: str, store: str, count: int) -> int:
