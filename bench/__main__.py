@@ -1,6 +1,6 @@
 """Run every benchmark, each in its own interpreter, then print one summary table.
 
-    .venv/bin/python -m bench [overhead|throughput|coldstart|receiver|policy ...] [--strict]
+    .venv/bin/python -m bench [overhead|throughput|coldstart|receiver|policy|scale ...] [--strict]
 
 Sizes come from the environment (see bench/README.md). The exit status is non-zero when a
 benchmark crashed, or, with --strict, when any target was missed.
@@ -17,7 +17,7 @@ import time
 
 from bench._common import MACHINE_ENV, RESULT_PREFIX, ROOT, Result
 
-BENCHES = ("overhead", "throughput", "coldstart", "receiver", "policy")
+BENCHES = ("overhead", "throughput", "coldstart", "receiver", "policy", "scale")
 
 
 def run(name: str) -> tuple[list[Result], float, int]:

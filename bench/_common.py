@@ -154,18 +154,25 @@ def room_id(prefix: str, index: int) -> str:
     return f"ranked-{prefix}-{RUN_ID}-{index}"
 
 
-def sqs_record(room: str) -> dict[str, Any]:
-    """One SQS record carrying a fresh room-created event (room event v1) for ``room``."""
+def event_body(room: str, at: float | None = None, **fields: Any) -> str:
+    """A fresh room-created event (room event v1) for ``room`` at ``at`` (default: now), the
+    template's other fields replaced by ``fields`` (``biz_id=...``)."""
     body = dict(_BODY)
     body.update(
         id=f"evt-{uuid.uuid4().hex}",
         room_id=room,
         session=f"match-{uuid.uuid4().hex[:8]}",
-        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+        **fields,
     )
+    return json.dumps(body)
+
+
+def sqs_record(room: str, **fields: Any) -> dict[str, Any]:
+    """One SQS record carrying a fresh room-created event (see `event_body`) for ``room``."""
     record = copy.deepcopy(_RECORD)
     record["messageId"] = str(uuid.uuid4())
-    record["body"] = json.dumps(body)
+    record["body"] = event_body(room, **fields)
     return record
 
 

@@ -66,6 +66,12 @@ class _Once(Generic[T]):
         with _building:
             self._value = self._unset
 
+    def provide(self, value: T) -> None:
+        """Use ``value`` as the built adapter: the scale benchmark wires its virtual clock into
+        the gateway and the service this way, and the rest of the app builds around them."""
+        with _building:
+            self._value = value
+
 
 def once(factory: Callable[[], T]) -> _Once[T]:
     return _Once(factory)

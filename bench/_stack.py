@@ -1,0 +1,362 @@
+"""The project's own code wired to a virtual clock, and the deployed shape read from
+serverless.yml.
+
+`build_stack` lets the composition root (`handler.app`) build everything from the environment
+as it does in Lambda (settings, policy, SQLite idempotency store, SQLite ledger, recorder,
+lifecycle steps), and hands it two parts of its own, both on the virtual clock:
+
+* the GME gateway: the real `RateLimitedGme` (the fleet-wide pace, its backoff and deadline)
+  over `StateGme`, which runs each call on the emulator's `RecordingService` in process, after
+  half the round trip L and before the other half, so GME's rate limit counts arrival time;
+* the `RecordingService`, whose ledger times and time-to-record follow the virtual clock.
+
+The pace's schedule is `MemorySlots`: the pace's own arithmetic (`handler.domain.ratelimit.
+reserve`) on a dict. The stores' atomic read-compute-write is not needed in virtual time, where
+one participant runs at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from bench._common import ROOT, room_id, stdout_to_devnull
+from bench._virtual import Message, SimQueue, VirtualClock, Waiter
+from emulator import DEFAULT_SECRET_ID
+from emulator.state import RecordingService as EmulatedGme
+from emulator.validation import ApiError
+from handler.domain.decision import RecordMode, RecordPlan
+from handler.domain.gme import GmeError, RecordStream, RunningTask
+from handler.domain.ratelimit import Pace, reserve
+
+THROTTLED = "RequestLimitExceeded"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The deployed worker and queue numbers (serverless.yml `params.default`)."""
+
+    instances: int
+    batch_size: int
+    timeout: float
+    visibility_timeout: float
+    max_receives: int
+    tick_seconds: float
+
+
+def deployed_shape() -> Shape:
+    text = (ROOT / "serverless.yml").read_text(encoding="utf-8")
+    params = yaml.load(text, Loader=_Lenient)["params"]["default"]  # noqa: S506 - our own file
+    found = re.search(r"maxReceiveCount:\s*(\d+)", text)
+    rate = re.fullmatch(r"rate\((\d+) minutes?\)", str(params["schedule"]))
+    return Shape(
+        instances=int(params["workerConcurrency"]),
+        batch_size=int(params["workerBatchSize"]),
+        timeout=float(params["workerTimeout"]),
+        visibility_timeout=float(params["queueVisibilityTimeout"]),
+        max_receives=int(found.group(1)) if found else 5,
+        tick_seconds=60.0 * int(rate.group(1)) if rate else 300.0,
+    )
+
+
+class _Lenient(yaml.SafeLoader):
+    """Reads serverless.yml's CloudFormation tags (!Ref, !If, ...) as plain values."""
+
+
+_Lenient.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+class MemorySlots:
+    """`SlotStore` on a dict, on the virtual clock, with the pace's own reservation rule."""
+
+    def __init__(self, pace: Pace, clock: VirtualClock) -> None:
+        self.pace = pace
+        self._clock = clock
+        self._tat: dict[str, float] = {}
+
+    def reserve(self, key: str, max_wait: float) -> float | None:
+        got = reserve(self._tat.get(key, 0.0), self._clock.now(), self.pace, max_wait)
+        if got is None:
+            return None
+        self._tat[key] = got[0]
+        return got[1]
+
+
+class StateGme:
+    """`GmeGateway` on the emulator's state, in process: the call reaches GME after
+    ``latency / 2`` (times a jitter of +-``jitter``), is counted against GME's limit for the
+    emulator's credential on arrival, and its answer is back ``latency / 2`` later."""
+
+    def __init__(
+        self,
+        emu: EmulatedGme,
+        clock: VirtualClock,
+        latency: float,
+        jitter: float = 0.2,
+        seed: int = 7,
+    ) -> None:
+        self.emu = emu
+        self.clock = clock
+        self.latency = latency
+        self.jitter = jitter
+        self._random = random.Random(seed)
+        self.throttled = 0
+        self.calls: dict[str, int] = {}
+        #: Arrival times of successful StartRecords at GME, for the burst figures.
+        self.started_at: dict[str, float] = {}
+
+    def describe_task(self, biz_id: int, room_id: str) -> RunningTask | None:
+        got = self._call("DescribeTaskInfo", {"BizId": biz_id, "RoomId": room_id})
+        if got.get("TaskId") is None:
+            return None
+        subs = got.get("SubscribeRecordUserIds") or {}
+        return RunningTask(
+            task_id=str(got["TaskId"]),
+            record_mode=RecordMode(got["RecordMode"]) if got.get("RecordMode") else None,
+            allow_user_ids=tuple(subs.get("SubscribeUserIds") or ()),
+            block_user_ids=tuple(subs.get("UnSubscribeUserIds") or ()),
+        )
+
+    def start_record(self, biz_id: int, room_id: str, plan: RecordPlan) -> str:
+        params: dict[str, Any] = {
+            "BizId": biz_id,
+            "RoomId": room_id,
+            "RecordMode": int(plan.record_mode),
+        }
+        if plan.allow_user_ids:
+            params["SubscribeRecordUserIds"] = {"SubscribeUserIds": list(plan.allow_user_ids)}
+        elif plan.block_user_ids:
+            params["SubscribeRecordUserIds"] = {"UnSubscribeUserIds": list(plan.block_user_ids)}
+        task_id = str(self._call("StartRecord", params)["TaskId"])
+        self.started_at[room_id] = self.clock.now()
+        return task_id
+
+    def stop_record(self, biz_id: int, task_id: str) -> None:
+        self._call("StopRecord", {"BizId": biz_id, "TaskId": int(task_id)})
+
+    def describe_record_info(self, biz_id: int, task_id: str) -> tuple[RecordStream, ...]:
+        got = self._call("DescribeRecordInfo", {"BizId": biz_id, "TaskId": int(task_id)})
+        return tuple(
+            RecordStream(
+                user_id=str(r["UserId"]),
+                file_name=r["FileName"],
+                begin_time=r["RecordBeginTime"],
+                status=r["RecordStatus"],
+            )
+            for r in got["RecordInfo"]
+        )
+
+    def _call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        half = self.latency / 2
+        self.clock.sleep(half * (1 + self.jitter * (2 * self._random.random() - 1)))
+        self.calls[action] = self.calls.get(action, 0) + 1
+        try:
+            if not self.emu.allow_rate(action, DEFAULT_SECRET_ID):
+                self.throttled += 1
+                raise ApiError(THROTTLED, f"too many {action} requests")
+            answer = self.emu.execute(action, params)
+        except ApiError as exc:
+            self.clock.sleep(half)
+            raise GmeError(action, exc.code, exc.message) from None
+        self.clock.sleep(half)
+        return answer
+
+
+class VirtualContext:
+    """The Lambda context parts the code reads, its deadline on the virtual clock."""
+
+    function_name = "gme-autorecord-bench-worker"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:bench:000000000000:function:worker"
+    memory_limit_in_mb = 256
+    aws_request_id = "bench"
+    log_group_name = log_stream_name = "bench"
+
+    def __init__(self, clock: VirtualClock, deadline: float) -> None:
+        self._clock = clock
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - self._clock.now()) * 1000))
+
+
+@dataclass
+class Fleet:
+    """``shape.instances`` worker invocations at a time, each taking up to ``shape.batch_size``
+    messages and running them side by side (``concurrent``) or one after another, then polling
+    again; a failed record goes back to the queue. Each record runs the worker's own
+    ``record_handler`` (parse, dispatch to the service or the lifecycle steps)."""
+
+    clock: VirtualClock
+    queue: SimQueue
+    shape: Shape
+    concurrent: bool = True
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def start(self) -> None:
+        for _ in range(self.shape.instances):
+            self.clock.spawn(self._instance)
+
+    def _instance(self) -> None:
+        lanes = self.shape.batch_size if self.concurrent else 1
+        inboxes: list[list[Message]] = [[] for _ in range(lanes)]
+        idle = [Waiter() for _ in range(lanes)]
+        done = Waiter()
+        left = [0]
+        ctx: list[VirtualContext] = []
+
+        def lane(i: int) -> None:
+            while True:
+                if not inboxes[i]:
+                    self.clock.wait(idle[i])
+                    continue
+                while inboxes[i]:
+                    self._run(inboxes[i].pop(0), ctx[0])
+                left[0] -= 1
+                if left[0] == 0:
+                    self.clock.wake(done)
+
+        for i in range(lanes):
+            self.clock.spawn(lane, i)
+        while True:
+            batch = self.queue.receive(self.shape.batch_size)
+            ctx[:] = [VirtualContext(self.clock, self.clock.now() + self.shape.timeout)]
+            for n, msg in enumerate(batch):
+                inboxes[n % lanes].append(msg)
+            left[0] = sum(1 for box in inboxes if box)
+            for i in range(lanes):
+                if inboxes[i]:
+                    self.clock.wake(idle[i])
+            self.clock.wait(done)
+
+    def _run(self, msg: Message, context: VirtualContext) -> None:
+        from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+        from handler import app, worker
+
+        app.bind_context(context)
+        record = SQSRecord(
+            {
+                "messageId": msg.message_id,
+                "body": msg.body,
+                "attributes": {"ApproximateReceiveCount": str(msg.receives)},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+            }
+        )
+        try:
+            worker.record_handler(record)
+        except Exception as exc:
+            name = getattr(exc, "code", None) or type(exc).__name__
+            self.failures[name] = self.failures.get(name, 0) + 1
+            self.queue.settle(msg, ok=False)
+        else:
+            self.queue.settle(msg, ok=True)
+
+
+@contextlib.contextmanager
+def app_environment(env: dict[str, str] | None = None) -> Iterator[None]:
+    """A fresh app: SQLite stores in a temporary directory, the emulator's credentials, ``env``;
+    the previous environment is restored afterwards."""
+    from emulator import DEFAULT_SECRET_KEY
+    from handler import app
+
+    with tempfile.TemporaryDirectory(prefix="gme-scale-") as tmp:
+        values = {
+            "IDEMPOTENCY_STORE": f"sqlite:///{tmp}/idem.db",
+            "LEDGER_STORE": f"sqlite:///{tmp}/ledger.db",
+            "GME_ENDPOINT": "gme.tencentcloudapi.com",
+            "TENCENTCLOUD_SECRET_ID": DEFAULT_SECRET_ID,
+            "TENCENTCLOUD_SECRET_KEY": DEFAULT_SECRET_KEY,
+            **(env or {}),
+        }
+        saved = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+        app.reset()
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            app.reset()
+
+
+@contextlib.contextmanager
+def build_stack(
+    clock: VirtualClock, latency: float, env: dict[str, str] | None = None
+) -> Iterator[StateGme]:
+    """The app (see `app_environment`) with the gateway and the service on ``clock``."""
+    from handler import app
+    from handler.adapters.ratelimited_gme import RateLimitedGme
+    from handler.service import RecordingService
+
+    with app_environment(env):
+        s = app.settings()
+        gme = StateGme(EmulatedGme(clock.now, 20), clock, latency)
+        pace = Pace(s.gme_rate_limit_per_second, s.gme_rate_limit_burst)
+        app.gme.provide(
+            RateLimitedGme(
+                gme,
+                MemorySlots(pace, clock),
+                reserve_seconds=s.gme_timeout_seconds + 0.5,
+                sleep=clock.sleep,
+                clock=clock.now,
+                context=app.current_context,
+            )
+        )
+        app.service.provide(
+            RecordingService(
+                app.policy, app.recorder, app.ledger(), app.active_recordings(), clock.now
+            )
+        )
+        app.policy()  # load now: the first record must not pay it in virtual time
+        yield gme
+
+
+class _OverlapProbe:
+    """A gateway whose StartRecord takes 50 ms of real time and notes how many overlap."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._now = 0
+        self.peak = 0
+
+    def start_record(self, biz_id: int, room_id: str, plan: RecordPlan) -> str:
+        with self._lock:
+            self._now += 1
+            self.peak = max(self.peak, self._now)
+        time.sleep(0.05)
+        with self._lock:
+            self._now -= 1
+        return str(abs(hash(room_id)))
+
+    def describe_task(self, biz_id: int, room_id: str) -> RunningTask | None:
+        return None
+
+
+def batch_runs_side_by_side(batch_size: int) -> bool:
+    """Whether the real ``worker.process_batch`` runs the records of one batch at the same
+    time: three new rooms through it, on a gateway that sees how many starts overlap."""
+    from bench._common import sqs_event, sqs_record
+    from handler import app, worker
+    from handler.local import LocalContext
+
+    probe = _OverlapProbe()
+    with app_environment(), stdout_to_devnull():
+        app.gme.provide(probe)
+        records = [sqs_record(room_id("probe", i)) for i in range(min(3, batch_size))]
+        worker.process_batch(sqs_event(records), LocalContext("worker"))
+    return probe.peak > 1

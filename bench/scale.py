@@ -1,0 +1,220 @@
+"""At studio scale: bursts, schedule windows, renewals and the sweep at GME's own limit.
+
+The project's own code (worker record handler, policy, recorder with Powertools idempotency on
+SQLite, SQLite ledger, the fleet-wide pace, the scheduler's planner and lifecycle steps) runs on
+a virtual clock (`bench._virtual`), against the emulator's GME state in process with a round
+trip of L seconds, in the deployed shape read from serverless.yml (`bench._stack`). Two figures
+run for real instead: two BizIds under one credential (real SDK over loopback HTTP, real time)
+and DynamoDB round trips per new room (moto_server). What is modelled and what is not:
+bench/README.md, "scale".
+
+    .venv/bin/python -m bench.scale [--rooms N] [--latency 0.1,0.3] [--only burst,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from bench._common import (
+    Result,
+    biz_id,
+    env_int,
+    event_body,
+    header,
+    report,
+    room_id,
+    stdout_to_devnull,
+)
+from bench._stack import (
+    THROTTLED,
+    Fleet,
+    Shape,
+    batch_runs_side_by_side,
+    build_stack,
+    deployed_shape,
+)
+from bench._virtual import SimQueue, VirtualClock
+
+GME_LIMIT = 20  # StartRecords per second GME allows one credential
+BURST_TARGET = 1.1
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] if ordered else float("nan")
+
+
+def burst(
+    latency: float, rooms: int, spread: float, shape: Shape, concurrent: bool
+) -> list[Result]:
+    """``rooms`` room-created events spread evenly over ``spread`` seconds, into the queue."""
+    name = f"burst L={latency:g}s"
+    header(
+        f"scale / {name}: {rooms} rooms created within {spread:g} s, {shape.instances} workers x "
+        f"batches of {shape.batch_size} ({'side by side' if concurrent else 'one by one'})"
+    )
+    clock = VirtualClock(time.time())
+    t0 = clock.now()
+    created: dict[str, float] = {}
+    began = time.perf_counter()
+    with build_stack(clock, latency) as gme, stdout_to_devnull():
+        clock.enter()
+        queue = SimQueue(clock, shape.visibility_timeout, shape.max_receives)
+        fleet = Fleet(clock, queue, shape, concurrent)
+        fleet.start()
+        for i in range(rooms):
+            at = t0 + spread * i / rooms
+            clock.sleep(at - clock.now())
+            room = room_id("scale", i)
+            created[room] = at
+            queue.send(event_body(room, at))
+        give_up = t0 + spread + 10 * rooms / GME_LIMIT
+        while queue.pending() and clock.now() < give_up and not clock.failures:
+            clock.sleep(1.0)
+    if clock.failures:
+        raise clock.failures[0]
+    started = {room: at for room, at in gme.started_at.items() if room in created}
+    last = max(started.values(), default=give_up) - t0
+    ideal = max(rooms / GME_LIMIT, spread)  # the spread bounds small bursts
+    ttr = [started[room] - created[room] for room in started]
+    # The best any system could do: rooms started in arrival order at exactly GME's limit.
+    best = [max(spread * i / rooms, i / GME_LIMIT) - spread * i / rooms for i in range(rooms)]
+    ttr_target = round(BURST_TARGET * (p99(best) + latency), 1)
+    missing = rooms - len(started)
+    print(
+        f"  last start {last:.1f} s after the first event (ideal {ideal:.0f} s); "
+        f"{len(started)} started, {missing} not; {len(queue.dlq)} in the DLQ; "
+        f"GME calls {dict(sorted(gme.calls.items()))}; failed deliveries {fleet.failures}; "
+        f"{time.perf_counter() - began:.1f} s real"
+    )
+    detail = f"{rooms} rooms in {spread:g} s, L={latency:g}s, {shape.instances}x{shape.batch_size}"
+    return [
+        report(
+            Result(
+                "scale",
+                f"{name}: last start / ({rooms} / {GME_LIMIT} s)",
+                last / ideal if not missing else float("inf"),
+                BURST_TARGET,
+                "<=",
+                detail,
+            )
+        ),
+        report(
+            Result(
+                "scale",
+                f"{name}: p99 time-to-record s (best possible {p99(best) + latency:.1f})",
+                p99(ttr),
+                ttr_target,
+                "<=",
+                detail,
+            )
+        ),
+        report(Result("scale", f"{name}: throttled answers", gme.throttled, 0, "<=", detail)),
+    ]
+
+
+def two_apps(rooms: int, shape: Shape) -> list[Result]:
+    """Real time, real SDK over loopback HTTP: two BizIds under the emulator's one credential,
+    ``shape.instances`` threads each running ``worker.process_batch`` on batches of
+    ``shape.batch_size``; every record is a new room, so the pace is the only limit."""
+    from bench._common import handler_environment, sqs_event, sqs_record
+    from bench.throughput import Queue
+    from emulator import GmeEmulator
+    from emulator.state import RateLimiter
+    from handler import app, worker
+    from handler.local import LocalContext
+
+    apps = (biz_id(), biz_id() + 1)
+    header(f"scale / two BizIds {apps} under one credential: {rooms} new rooms, real time")
+    queue = Queue(redelivery_delay=1.0)
+    queue.put([sqs_record(room_id("apps", i), biz_id=apps[i % 2]) for i in range(rooms)])
+    with GmeEmulator(rate_limit_per_second=GME_LIMIT) as emu, handler_environment(emu):
+        app.service()
+        deadline = time.monotonic() + 10 * rooms / GME_LIMIT
+
+        def consume() -> None:
+            while not queue.done() and time.monotonic() < deadline:
+                batch = queue.receive(shape.batch_size)
+                if not batch:
+                    time.sleep(0.005)
+                    continue
+                queue.settle(batch, worker.process_batch(sqs_event(batch), LocalContext("w"))[1])
+
+        began = time.monotonic()
+        with stdout_to_devnull():
+            threads = [threading.Thread(target=consume) for _ in range(shape.instances)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        elapsed = time.monotonic() - began
+        calls = emu.calls()
+    refused = sum(1 for c in calls if (c.error_code or "").startswith(THROTTLED))
+    # GME counts per (action, credential), whichever BizId: replay what the emulator accepted
+    # through that rule, in case this emulator counts differently.
+    replay_clock = [0.0]
+    limiter = RateLimiter(GME_LIMIT, lambda: replay_clock[0])
+    over = 0
+    for call in sorted((c for c in calls if c.error_code is None), key=lambda c: c.at):
+        replay_clock[0] = call.at
+        over += not limiter.allow((call.action, 0))
+    started = sum(1 for c in calls if c.action == "StartRecord" and c.error_code is None)
+    print(
+        f"  {started} of {rooms} started in {elapsed:.1f} s ({started / elapsed:.1f}/s); "
+        f"RequestLimitExceeded answers {refused}; accepted calls beyond {GME_LIMIT} in a rolling "
+        f"second per action for the one credential {over}"
+    )
+    detail = f"{rooms} rooms over BizIds {apps[0]} and {apps[1]}, {shape.instances} workers"
+    return [
+        report(
+            Result(
+                "scale",
+                "two BizIds, one credential: throttled or over-limit answers",
+                refused + over,
+                0,
+                "<=",
+                detail,
+            )
+        )
+    ]
+
+
+FIGURES: dict[str, Callable[[argparse.Namespace, Shape], list[Result]]] = {
+    "apps": lambda a, shape: two_apps(a.app_rooms, shape),
+    "burst": lambda a, shape: [
+        r for latency in a.latency for r in burst(latency, a.rooms, a.spread, shape, a.side_by_side)
+    ],
+}
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
+    parser.add_argument("--rooms", type=int, default=env_int("BENCH_SCALE_ROOMS", 5000))
+    parser.add_argument("--app-rooms", type=int, default=env_int("BENCH_SCALE_APP_ROOMS", 200))
+    parser.add_argument("--spread", type=float, default=60.0, help="seconds the burst spans")
+    parser.add_argument(
+        "--latency",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[0.1, 0.3],
+        help="GME round trips L to run the burst with, comma-separated seconds",
+    )
+    parser.add_argument("--only", type=lambda v: v.split(","), default=list(FIGURES))
+    args = parser.parse_args(argv)
+    shape = deployed_shape()
+    args.side_by_side = batch_runs_side_by_side(shape.batch_size)
+    print(
+        f"deployed shape (serverless.yml): {shape}; the worker runs a batch's records "
+        + ("side by side" if args.side_by_side else "one after another")
+    )
+    results: list[Result] = []
+    for name in args.only:
+        results += FIGURES[name](args, shape)
+    return results
+
+
+if __name__ == "__main__":
+    main()
