@@ -2,8 +2,8 @@
 
 A mutant's `ident` is `module:function:operator:code#n` (the n-th such change in that function),
 so the list of equivalent mutants survives edits elsewhere in the file. Docstrings, type
-annotations, imports and `if TYPE_CHECKING:` blocks are never mutated, nor calls to the logger
-(deleting a log line changes no behaviour a test should pin).
+annotations, decorators, imports and `if TYPE_CHECKING:` blocks are never mutated, nor calls to
+the logger (deleting a log line changes no behaviour a test should pin).
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ def _untouchable(tree: ast.Module) -> set[int]:
             value = body[0].value
             if isinstance(value, ast.Constant) and isinstance(value.value, str):
                 mark(body[0])
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            for decorator in node.decorator_list:  # frozen=True and friends: declarations
+                mark(decorator)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             mark(node.returns)
             for arg in (*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs):

@@ -6,10 +6,12 @@ import pytest
 
 from handler.domain.gme import (
     EMPTY_RESPONSE,
+    NO_TIME_LEFT,
     ROOM_NOT_FOUND,
     TASK_IN_USE,
     TASK_NOT_FOUND,
     GmeError,
+    RecordStream,
     is_retryable,
 )
 
@@ -88,6 +90,9 @@ def test_task_in_use_is_not_a_permanent_failure() -> None:
 def test_named_constants_match_gme_codes() -> None:
     assert TASK_NOT_FOUND == "ResourceNotFound.TaskNotFound"
     assert EMPTY_RESPONSE == "EmptyResponse"
+    # Our own code for "no rate-limit slot before the deadline": logs, metrics and docs name it.
+    assert NO_TIME_LEFT == "NoTimeLeft"
+    assert is_retryable(NO_TIME_LEFT) is True
 
 
 def test_prefix_matching_does_not_swallow_lookalike_codes() -> None:
@@ -106,5 +111,23 @@ def test_gme_error_keeps_code_message_and_request_id() -> None:
         "bad room",
         "req-1",
     )
-    assert "StartRecord" in str(err)
-    assert "InvalidParameterValue.InvalidRoomId" in str(err)
+    assert str(err) == "StartRecord failed: InvalidParameterValue.InvalidRoomId: bad room"
+
+
+@pytest.mark.parametrize(
+    ("status", "text"),
+    [
+        (2, "recording"),
+        (10, "waiting to transcode"),
+        (11, "transcoding"),
+        (12, "uploading"),
+        (13, "upload finished"),
+        (14, "user notified"),
+        (7, "status 7"),
+        (None, "status unknown"),
+    ],
+)
+def test_record_stream_status_in_words(status: int | None, text: str) -> None:
+    """GME's RecordStatus values of DescribeRecordInfo (research/gme-api.md, 1.5)."""
+    stream = RecordStream(user_id="0", file_name=None, begin_time=None, status=status)
+    assert stream.status_text() == text

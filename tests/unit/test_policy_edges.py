@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from handler.domain.events import EventKind, EventSource, InboundFormat, RoomEvent
-from tests.unit.policy_helpers import BIZ, one_rule, room
+from tests.unit.policy_helpers import BIZ, one_rule, room, yaml_policy
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -109,3 +109,36 @@ def test_the_first_character_index_never_hides_a_matching_room(
     # characters skip the first rule entirely.
     policy = one_rule(when={"room_id_regex": regex})
     assert policy.decide(room(room_id)).record is expected
+
+
+FORMAT_ONE = """
+version: 1
+rules:
+  - name: ranked
+    when: {room_id: 'ranked-*', attributes: {players: {gte: 4}}}
+    action: record
+    record_mode: mixed
+default: {action: skip, reason: not ranked}
+"""
+
+
+def test_a_document_of_the_first_format_keeps_its_version_forever() -> None:
+    """Keys format 1 grew later (time conditions, sampling, caps, ...) must not enter the hash
+    of a document that does not use them: its decisions stay linked to the same version."""
+    assert yaml_policy(FORMAT_ONE).version == "sha256:0feb17af3455c016"
+
+
+def test_a_later_key_changes_the_version_only_when_used() -> None:
+    base = yaml_policy(FORMAT_ONE).version
+    capped = yaml_policy(FORMAT_ONE.replace("record_mode: mixed", "max_concurrent: 5"))
+    sampled = yaml_policy(FORMAT_ONE.replace("record_mode: mixed", "sample_percent: 50"))
+    assert len({base, capped.version, sampled.version}) == 3
+
+
+def test_has_quotas_only_when_a_rule_or_the_default_is_capped() -> None:
+    assert not one_rule().has_quotas
+    assert one_rule(max_concurrent=2).has_quotas
+    capped_default = yaml_policy(
+        "version: 1\nrules: []\ndefault: {action: record, max_concurrent: 1}\n"
+    )
+    assert capped_default.has_quotas
