@@ -37,7 +37,7 @@ from emulator.state import RecordingService as EmulatedGme
 from emulator.validation import ApiError
 from handler.domain.decision import RecordMode, RecordPlan
 from handler.domain.gme import GmeError, RecordStream, RunningTask
-from handler.domain.ratelimit import Pace, reserve
+from handler.domain.ratelimit import Pace, limit_scope, reserve
 
 THROTTLED = "RequestLimitExceeded"
 
@@ -311,6 +311,7 @@ def build_stack(
             RateLimitedGme(
                 gme,
                 MemorySlots(pace, clock),
+                scope=lambda: limit_scope(DEFAULT_SECRET_ID, "gme.tencentcloudapi.com"),
                 reserve_seconds=s.gme_timeout_seconds + 0.5,
                 sleep=clock.sleep,
                 clock=clock.now,
