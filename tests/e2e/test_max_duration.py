@@ -98,3 +98,18 @@ def test_a_limit_past_the_cap_renews_once_then_ends(stack: Stack, policy_limits:
     assert tick(stack, t0 + 30 * HOUR + 10 * 60)["max_duration_ended"] == 1
     assert running(stack) == []
     assert stack.starts() == 2
+
+
+def test_a_failed_start_past_its_deadline_is_ended_by_the_next_tick(stack: Stack) -> None:
+    from handler import webhook
+
+    stack.emulator.fail_next("StartRecord", "InternalError", count=1)
+    result = webhook.handler(stack.room_event_request(created()), stack.context("webhook"))
+    assert result["statusCode"] == 503  # and suppose nobody retried it
+    t0 = time.time()
+    first = tick(stack, t0 + 6 * HOUR + 60)  # the sweep starts it once more...
+    assert first.get("sweep_restarted", 0) == 1
+    second = tick(stack, t0 + 6 * HOUR + 360)  # ...and the next tick's ending step stops it
+    assert second["max_duration_ended"] == 1
+    assert running(stack) == []
+    assert entry().state is LedgerState.STOPPED
