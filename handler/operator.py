@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from handler.domain.ledger import LedgerEntry, LedgerState, latest_open
+from handler.domain.ledger import LedgerEntry, LedgerState
 
 
 def _when(stamp: float | None) -> str:
@@ -144,7 +144,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if args.session:
         entry = ledger.get(args.biz_id, args.room_id, args.session)
     else:
-        entry = latest_open(ledger.by_room(args.biz_id, args.room_id))
+        newest = ledger.open_sessions(args.biz_id, args.room_id, limit=1)
+        entry = ledger.get(*newest[0].key) if newest else None
     if entry is None or entry.state is LedgerState.STOPPED:
         print(f"error: room {args.biz_id}/{args.room_id} has no open recording", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ from handler.domain.decision import Decision
 from handler.domain.events import EventKind, InboundFormat, RoomEvent
 from handler.domain.gme import GmeError
 from handler.domain.inbound import IgnoredEvent
-from handler.domain.ledger import Ledger, LedgerEntry, LedgerState, latest_open
+from handler.domain.ledger import Ledger, LedgerEntry, LedgerState
 from handler.domain.ledger_rules import (
     after_outcome,
     callback,
@@ -135,12 +135,11 @@ class RecordingService:
         return report_outcome(event, decision, outcome)
 
     def _trtc_closed_since(self, event: RoomEvent) -> bool:
-        """TRTC closes carry no session; a dismissal newer than this create means it is over."""
+        """TRTC closes carry no session; a dismissal newer than this create means it is over.
+        Tombstones are named by their time in ms, so the newest is the one to compare."""
         created = event.occurred_at.timestamp()
-        return any(
-            e.session.startswith(TRTC_CLOSE_PREFIX) and (e.closed_at or 0) >= created
-            for e in self.ledger.by_room(event.biz_id, event.room_id)
-        )
+        last = self.ledger.newest_session(event.biz_id, event.room_id, TRTC_CLOSE_PREFIX)
+        return last is not None and (last.closed_at or 0) >= created
 
     def _tally(self, what: str, biz_id: int, room_id: str, rule: str = "") -> None:
         """Keep the quota counter current. A counter failure must not fail an event whose
@@ -168,8 +167,8 @@ class RecordingService:
             # TRTC 102 has no session: it ends the room's latest open session (schedule windows
             # are time-based and stay). None known: a room tombstone for a late TRTC create,
             # and whatever unowned task runs in the room is stopped.
-            sessions = self.ledger.by_room(event.biz_id, event.room_id)
-            current = latest_open(e for e in sessions if not e.session.startswith(WINDOW_PREFIX))
+            open_now = self.ledger.open_sessions(event.biz_id, event.room_id)
+            current = next((r for r in open_now if not r.session.startswith(WINDOW_PREFIX)), None)
             if current is not None:
                 session = current.session
             else:
@@ -223,8 +222,8 @@ class RecordingService:
 
     def owned_elsewhere(self, entry: LedgerEntry, task_id: str) -> bool:
         return any(
-            e.task_id == task_id and e.session != entry.session and not e.closed
-            for e in self.ledger.by_room(entry.biz_id, entry.room_id)
+            r.room_id == entry.room_id and r.session != entry.session and not r.closed
+            for r in self.ledger.task_sessions(entry.biz_id, task_id)
         )
 
     # -------------------------------------------------------------- callbacks
@@ -238,12 +237,26 @@ class RecordingService:
             task_id=cb.task_id,
             reason=cb.reason,
         )
-        owner = _owner(self.ledger.by_room(cb.biz_id, cb.room_id), cb.task_id)
+        owner = self._owner(cb.biz_id, cb.room_id, cb.task_id)
         if owner is None:
             logger.info("callback for an unknown task", extra={"task_id": cb.task_id})
             return outcome.model_copy(update={"reason": "no ledger entry owns this task"})
         self.ledger.update(*owner.key, callback(cb.note(), self._clock()))
         return outcome.model_copy(update={"session": owner.session})
+
+    def _owner(self, biz_id: int, room_id: str, task_id: str) -> LedgerEntry | None:
+        """The session whose current task this is (the task index), else an open session of
+        the room whose history names it (a task renewed away, or an index a moment behind)."""
+        for ref in self.ledger.task_sessions(biz_id, task_id):
+            if ref.room_id == room_id:
+                return self.ledger.get(*ref.key)
+        for ref in self.ledger.open_sessions(biz_id, room_id):
+            entry = self.ledger.get(*ref.key)
+            if entry is not None and (
+                entry.task_id == task_id or any(h.task_id == task_id for h in entry.history)
+            ):
+                return entry
+        return None
 
 
 _RUNNING = (OutcomeStatus.STARTED, OutcomeStatus.ADOPTED)
@@ -253,13 +266,6 @@ def _time_to_record(event: RoomEvent, now: float) -> None:
     """Room events only: a scheduled window's "event" is the tick that found it due."""
     if event.format is not InboundFormat.SCHEDULE:
         obs.time_to_record(now - event.occurred_at.timestamp())
-
-
-def _owner(entries: list[LedgerEntry], task_id: str) -> LedgerEntry | None:
-    for entry in reversed(entries):
-        if entry.task_id == task_id or any(h.task_id == task_id for h in entry.history):
-            return entry
-    return None
 
 
 def _closed_outcome(entry: LedgerEntry) -> Outcome:

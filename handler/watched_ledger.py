@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handler import observability as obs
-from handler.domain.ledger import Change, Ledger, LedgerEntry, LedgerState
+from handler.domain.ledger import Change, Ledger, LedgerEntry, LedgerState, SessionRef
 from handler.domain.recording_events import ChangeKind, RecordingChange, changes
 from handler.observability import logger
 
@@ -64,8 +64,17 @@ class WatchedLedger:
     def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None:
         return self.inner.get(biz_id, room_id, session)
 
-    def by_room(self, biz_id: int, room_id: str) -> list[LedgerEntry]:
-        return self.inner.by_room(biz_id, room_id)
+    def by_room(self, biz_id: int, room_id: str, limit: int = 100) -> list[LedgerEntry]:
+        return self.inner.by_room(biz_id, room_id, limit)
+
+    def newest_session(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
+        return self.inner.newest_session(biz_id, room_id, prefix)
+
+    def open_sessions(self, biz_id: int, room_id: str, limit: int = 20) -> list[SessionRef]:
+        return self.inner.open_sessions(biz_id, room_id, limit)
+
+    def task_sessions(self, biz_id: int, task_id: str, limit: int = 10) -> list[SessionRef]:
+        return self.inner.task_sessions(biz_id, task_id, limit)
 
     def by_state(self, state: LedgerState | None = None, limit: int = 1000) -> list[LedgerEntry]:
         return self.inner.by_state(state, limit)

@@ -1,32 +1,58 @@
 """Recording ledger in a DynamoDB table (deployed).
 
-Item: `pk` = "{biz_id}#{room_id}", `sk` = session, the query attributes, the whole entry as JSON
-in `doc`, a `version` counter and `expiration` (the table's TTL attribute; absent on open
-entries). `update` is optimistic: read (consistent), apply the change, put on condition that
-`version` is unchanged, retry on conflict, so concurrent writers never lose each other's change.
+Item: `pk` = "{biz_id}#{room_id}", `sk` = session, the whole entry as JSON in `doc`, a `version`
+counter, `expiration` (the table's TTL attribute; absent on open entries) and the attributes the
+indexes are keyed on. Each index is sparse where it can be (an item carries the attribute only
+while the index should list it) and projects keys only (`task` adds two small numbers): a query
+finds keys, and the entries are then read by key, consistently, in one BatchGetItem.
 
-Table (see docs/lifecycle.md): key pk (S, hash) + sk (S, range); global secondary indexes
-`state-checked` (state, checked_at), `state-started` (state, task_started_at) and
-`state-ends` (state, ends_at), all projecting ALL; TTL on `expiration`.
+`update` is optimistic: it applies the change to the entry it last saw (remembered per key, or
+"absent" for a key it never saw) and puts on condition that `version` is unchanged. A failed
+condition returns the stored item (`ReturnValuesOnConditionCheckFailure`), and the change is
+applied again to that, so concurrent writers never lose each other's change, and a new room's
+`starting` write and its outcome write cost one request each.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
 from handler.adapters.ledger_sqlite import expiry
-from handler.domain.ledger import COUNTED_STATES, OPEN_STATES, Change, LedgerEntry, LedgerState
+from handler.domain.ledger import (
+    COUNTED_STATES,
+    OPEN_STATES,
+    Change,
+    LedgerEntry,
+    LedgerState,
+    SessionRef,
+    is_open,
+    sweepable,
+)
 
 MAX_CONFLICT_RETRIES = 20
+#: Entries remembered for the next optimistic write (per process; a stale one costs a retry).
+REMEMBERED = 1024
+#: Items asked for per query page (every query passes a Limit).
+PAGE = 100
 #: Secondary indexes, as serverless.yml declares them (a test holds the two equal):
-#: name -> (hash key, range key, projection).
-INDEXES: dict[str, tuple[str, str | None, str]] = {
-    "state-checked": ("state", "checked_at", "ALL"),
-    "state-started": ("state", "task_started_at", "ALL"),
-    "state-ends": ("state", "ends_at", "ALL"),
-    "open-rule": ("open_rule", None, "KEYS_ONLY"),
+#: name -> (hash key, range key, projection, extra projected attributes).
+INDEXES: dict[str, tuple[str, str | None, str, tuple[str, ...]]] = {
+    # The sweep's queue: only open or retryably failed entries carry `due` (= their state).
+    "due-checked": ("due", "checked_at", "KEYS_ONLY", ()),
+    "state-updated": ("state", "updated_at", "KEYS_ONLY", ()),
+    "state-started": ("state", "task_started_at", "KEYS_ONLY", ()),
+    "state-ends": ("state", "ends_at", "KEYS_ONLY", ()),
+    # Counted (starting, recording) sessions of a rule, for max_concurrent caps.
+    "open-rule": ("open_rule", None, "KEYS_ONLY", ()),
+    # A room's sessions a close may still end: `open_room` (= pk) while open.
+    "room-open": ("open_room", "created_at", "KEYS_ONLY", ()),
+    # Which sessions a task belongs to (GME callbacks, a task shared by two sessions).
+    "task": ("task_id", None, "INCLUDE", ("created_at", "closed_at")),
 }
+_STRING_KEYS = {"pk", "sk", "state", "due", "open_rule", "open_room", "task_id"}
 
 
 class LedgerConflict(RuntimeError):
@@ -37,6 +63,10 @@ def _num(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(repr(float(value)))
 
 
+def _pk(biz_id: int, room_id: str) -> str:
+    return f"{biz_id}#{room_id}"
+
+
 class DynamoDBLedger:
     def __init__(self, table_name: str, ttl_seconds: int = 30 * 86400, client: Any = None) -> None:
         if client is None:
@@ -45,43 +75,70 @@ class DynamoDBLedger:
             client = boto3.resource("dynamodb")
         self._table = client.Table(table_name)
         self.ttl_seconds = ttl_seconds
+        self._seen: OrderedDict[tuple[str, str], tuple[LedgerEntry | None, int]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @staticmethod
     def _key(biz_id: int, room_id: str, session: str) -> dict[str, str]:
-        return {"pk": f"{biz_id}#{room_id}", "sk": session}
+        return {"pk": _pk(biz_id, room_id), "sk": session}
+
+    # ------------------------------------------------------------- entries
 
     def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None:
-        item = self._table.get_item(
-            Key=self._key(biz_id, room_id, session), ConsistentRead=True
-        ).get("Item")
-        return LedgerEntry.model_validate_json(item["doc"]) if item else None
+        key = self._key(biz_id, room_id, session)
+        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+        entry, version = _parse(item)
+        self._remember(key, entry, version)
+        return entry
 
     def update(self, biz_id: int, room_id: str, session: str, change: Change) -> LedgerEntry | None:
         from botocore.exceptions import ClientError
 
         key = self._key(biz_id, room_id, session)
+        with self._lock:
+            remembered = self._seen.get((key["pk"], key["sk"]))
+        current, version = remembered if remembered is not None else (None, 0)
+        confirmed = False  # whether `current` is what the table held a moment ago
         for _ in range(MAX_CONFLICT_RETRIES):
-            item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
-            current = LedgerEntry.model_validate_json(item["doc"]) if item else None
             updated = change(current)
             if updated is None:
-                return current
-            version = int(item["version"]) if item else 0
+                if confirmed:
+                    return current
+                current, version = _parse(
+                    self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+                )
+                confirmed = True
+                continue
             condition: dict[str, Any] = (
                 {
                     "ConditionExpression": "version = :v",
                     "ExpressionAttributeValues": {":v": version},
                 }
-                if item
+                if version
                 else {"ConditionExpression": "attribute_not_exists(pk)"}
             )
             try:
-                self._table.put_item(Item=self._item(updated, version + 1), **condition)
-                return updated
+                self._table.put_item(
+                    Item=self._item(updated, version + 1),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **condition,
+                )
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
+                current, version = _parse_raw(exc.response.get("Item"))
+                confirmed = True
+                continue
+            self._remember(key, updated, version + 1)
+            return updated
         raise LedgerConflict(f"ledger entry {biz_id}/{room_id}/{session}: too many conflicts")
+
+    def _remember(self, key: dict[str, str], entry: LedgerEntry | None, version: int) -> None:
+        with self._lock:
+            self._seen[(key["pk"], key["sk"])] = (entry, version)
+            self._seen.move_to_end((key["pk"], key["sk"]))
+            while len(self._seen) > REMEMBERED:
+                self._seen.popitem(last=False)
 
     def _item(self, e: LedgerEntry, version: int) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -95,9 +152,11 @@ class DynamoDBLedger:
             "doc": e.model_dump_json(),
         }
         optional = {
+            "due": e.state.value if sweepable(e) else None,
             # Only while counted: the sparse `open-rule` index then holds exactly the sessions
             # a cap counts, and a count reads the rule's own, never the whole fleet's.
             "open_rule": e.rule if e.state in COUNTED_STATES and e.rule else None,
+            "open_room": _pk(e.biz_id, e.room_id) if is_open(e) else None,
             "task_id": e.task_id,
             "task_started_at": _num(e.task_started_at),
             "ends_at": _num(e.ends_at) if e.closed_at is None else None,
@@ -107,31 +166,128 @@ class DynamoDBLedger:
         item.update({k: v for k, v in optional.items() if v is not None})
         return item
 
-    def _query(
-        self,
-        index: str,
-        state: LedgerState,
-        cond: str,
-        values: dict[str, Any],
-        limit: int,
-        filter_expr: str | None = None,
-    ) -> list[LedgerEntry]:
-        found: list[LedgerEntry] = []
-        kwargs: dict[str, Any] = {
-            "IndexName": index,
-            "KeyConditionExpression": f"#s = :s{' AND ' + cond if cond else ''}",
-            "ExpressionAttributeNames": {"#s": "state"},
-            "ExpressionAttributeValues": {":s": state.value, **values},
-        }
-        if filter_expr:
-            kwargs["FilterExpression"] = filter_expr
-        while len(found) < limit:
-            page = self._table.query(**kwargs)
-            found.extend(LedgerEntry.model_validate_json(i["doc"]) for i in page["Items"])
+    def _fetch(self, keys: list[dict[str, Any]]) -> list[LedgerEntry]:
+        """The entries at `keys`, read consistently, in the order given (gone ones left out)."""
+        wanted = [{"pk": k["pk"], "sk": k["sk"]} for k in keys]
+        found: dict[tuple[str, str], LedgerEntry] = {}
+        client = self._table.meta.client  # the resource's: it takes and gives Python values
+        for start in range(0, len(wanted), 100):  # BatchGetItem takes 100 keys
+            pending: dict[str, Any] = {
+                self._table.name: {
+                    "Keys": wanted[start : start + 100],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "doc",
+                }
+            }
+            while pending:
+                page = client.batch_get_item(RequestItems=pending)
+                for item in page["Responses"].get(self._table.name, []):
+                    entry = LedgerEntry.model_validate_json(item["doc"])
+                    found[(_pk(entry.biz_id, entry.room_id), entry.session)] = entry
+                pending = page.get("UnprocessedKeys") or {}
+        return [found[(k["pk"], k["sk"])] for k in wanted if (k["pk"], k["sk"]) in found]
+
+    # -------------------------------------------------------------- queries
+
+    def _keys(self, limit: int, **kwargs: Any) -> list[dict[str, Any]]:
+        """Up to `limit` items of a query (keys and projected attributes), page by page, each
+        page asking for no more than is still wanted."""
+        out: list[dict[str, Any]] = []
+        while len(out) < limit:
+            page = self._table.query(Limit=min(PAGE, limit - len(out)), **kwargs)
+            out.extend(page["Items"])
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return found[:limit]
+        return out
+
+    def _by_index(
+        self,
+        index: str,
+        states: tuple[LedgerState, ...],
+        order_by: str,
+        limit: int,
+        upto: float | None = None,
+        newest_first: bool = False,
+    ) -> list[LedgerEntry]:
+        """The first `limit` entries of `index` over `states` (one query each, merged on the
+        range key), then read by key."""
+        hash_key = INDEXES[index][0]
+        found: list[dict[str, Any]] = []
+        for state in states:
+            cond = "#h = :h" + (" AND #r <= :t" if upto is not None else "")
+            values: dict[str, Any] = {":h": state.value}
+            if upto is not None:
+                values[":t"] = _num(upto)
+            found += self._keys(
+                limit,
+                IndexName=index,
+                KeyConditionExpression=cond,
+                ExpressionAttributeNames={"#h": hash_key, "#r": order_by}
+                if upto is not None
+                else {"#h": hash_key},
+                ExpressionAttributeValues=values,
+                ScanIndexForward=not newest_first,
+            )
+        found.sort(key=lambda i: i.get(order_by, 0), reverse=newest_first)
+        return self._fetch(found[:limit])
+
+    def by_room(self, biz_id: int, room_id: str, limit: int = 100) -> list[LedgerEntry]:
+        from boto3.dynamodb.conditions import Key
+
+        items = self._keys(
+            limit, KeyConditionExpression=Key("pk").eq(_pk(biz_id, room_id)), ConsistentRead=True
+        )
+        found = [LedgerEntry.model_validate_json(i["doc"]) for i in items]
+        return sorted(found, key=lambda e: e.created_at)
+
+    def newest_session(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
+        from boto3.dynamodb.conditions import Key
+
+        page = self._table.query(
+            KeyConditionExpression=Key("pk").eq(_pk(biz_id, room_id))
+            & Key("sk").begins_with(prefix),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        return LedgerEntry.model_validate_json(page["Items"][0]["doc"]) if page["Items"] else None
+
+    def open_sessions(self, biz_id: int, room_id: str, limit: int = 20) -> list[SessionRef]:
+        items = self._keys(
+            limit,
+            IndexName="room-open",
+            KeyConditionExpression="open_room = :r",
+            ExpressionAttributeValues={":r": _pk(biz_id, room_id)},
+            ScanIndexForward=False,
+        )
+        return [
+            SessionRef(
+                biz_id=biz_id, room_id=room_id, session=i["sk"], created_at=float(i["created_at"])
+            )
+            for i in items
+        ]
+
+    def task_sessions(self, biz_id: int, task_id: str, limit: int = 10) -> list[SessionRef]:
+        items = self._keys(
+            limit,
+            IndexName="task",
+            KeyConditionExpression="task_id = :t",
+            ExpressionAttributeValues={":t": task_id},
+        )
+        prefix = f"{biz_id}#"
+        refs = [
+            SessionRef(
+                biz_id=biz_id,
+                room_id=i["pk"][len(prefix) :],
+                session=i["sk"],
+                created_at=float(i.get("created_at", 0)),
+                closed="closed_at" in i,
+            )
+            for i in items
+            if i["pk"].startswith(prefix)  # TaskIds are GME's; keep to this app's
+        ]
+        return sorted(refs, key=lambda r: r.created_at, reverse=True)
 
     def count_open(self, rule: str) -> int:
         kwargs: dict[str, Any] = {
@@ -139,6 +295,7 @@ class DynamoDBLedger:
             "KeyConditionExpression": "open_rule = :r",
             "ExpressionAttributeValues": {":r": rule},
             "Select": "COUNT",
+            "Limit": 1000,
         }
         total = 0
         while True:
@@ -148,59 +305,21 @@ class DynamoDBLedger:
                 return total
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def by_room(self, biz_id: int, room_id: str) -> list[LedgerEntry]:
-        from boto3.dynamodb.conditions import Key
-
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(f"{biz_id}#{room_id}"),
-            "ConsistentRead": True,
-        }
-        found: list[LedgerEntry] = []
-        while True:
-            page = self._table.query(**kwargs)
-            found.extend(LedgerEntry.model_validate_json(i["doc"]) for i in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return sorted(found, key=lambda e: e.created_at)
-
     def by_state(self, state: LedgerState | None = None, limit: int = 1000) -> list[LedgerEntry]:
-        states = [state] if state is not None else list(LedgerState)
-        found = [e for s in states for e in self._query("state-checked", s, "", {}, limit)]
-        return sorted(found, key=lambda e: e.updated_at, reverse=True)[:limit]
+        states = (state,) if state is not None else tuple(LedgerState)
+        return self._by_index("state-updated", states, "updated_at", limit, newest_first=True)
 
     def nearing_cap(self, started_before: float, limit: int) -> list[LedgerEntry]:
-        found = self._query(
-            "state-started",
-            LedgerState.RECORDING,
-            "task_started_at <= :t",
-            {":t": _num(started_before)},
-            limit,
+        return self._by_index(
+            "state-started", (LedgerState.RECORDING,), "task_started_at", limit, started_before
         )
-        return found
 
     def ending(self, now: float, limit: int) -> list[LedgerEntry]:
-        found = [
-            e
-            for s in OPEN_STATES
-            for e in self._query("state-ends", s, "ends_at <= :t", {":t": _num(now)}, limit)
-        ]
-        return sorted(found, key=lambda e: e.ends_at or 0.0)[:limit]
+        return self._by_index("state-ends", OPEN_STATES, "ends_at", limit, now)
 
     def due_for_check(self, checked_before: float, limit: int) -> list[LedgerEntry]:
-        cond, values = "checked_at <= :t", {":t": _num(checked_before)}
-        found = [
-            e for s in OPEN_STATES for e in self._query("state-checked", s, cond, values, limit)
-        ]
-        found += self._query(
-            "state-checked",
-            LedgerState.FAILED,
-            cond,
-            {**values, ":r": True},
-            limit,
-            filter_expr="retryable = :r",
-        )
-        return sorted(found, key=lambda e: e.checked_at)[:limit]
+        states = (*OPEN_STATES, LedgerState.FAILED)  # only retryable failures carry `due`
+        return self._by_index("due-checked", states, "checked_at", limit, checked_before)
 
     def purge_expired(self, now: float) -> int:
         return 0  # DynamoDB's TTL deletes expired items itself
@@ -208,8 +327,7 @@ class DynamoDBLedger:
     def create_table(self) -> None:
         """Create the table as the deployment does (tests and local moto_server runs)."""
         client = self._table.meta.client
-        types = {"pk": "S", "sk": "S", "state": "S", "open_rule": "S"}
-        keyed = {a for h, r, _ in INDEXES.values() for a in (h, r) if a is not None}
+        keyed = {a for h, r, _, _ in INDEXES.values() for a in (h, r) if a is not None}
         client.create_table(
             TableName=self._table.name,
             BillingMode="PAY_PER_REQUEST",
@@ -218,7 +336,7 @@ class DynamoDBLedger:
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
             AttributeDefinitions=[
-                {"AttributeName": a, "AttributeType": types.get(a, "N")}
+                {"AttributeName": a, "AttributeType": "S" if a in _STRING_KEYS else "N"}
                 for a in sorted(keyed | {"pk", "sk"})
             ],
             GlobalSecondaryIndexes=[
@@ -226,9 +344,10 @@ class DynamoDBLedger:
                     "IndexName": name,
                     "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}]
                     + ([{"AttributeName": range_key, "KeyType": "RANGE"}] if range_key else []),
-                    "Projection": {"ProjectionType": projection},
+                    "Projection": {"ProjectionType": projection}
+                    | ({"NonKeyAttributes": list(extra)} if extra else {}),
                 }
-                for name, (hash_key, range_key, projection) in INDEXES.items()
+                for name, (hash_key, range_key, projection, extra) in INDEXES.items()
             ],
         )
         client.get_waiter("table_exists").wait(TableName=self._table.name)
@@ -236,3 +355,16 @@ class DynamoDBLedger:
             TableName=self._table.name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
         )
+
+
+def _parse(item: dict[str, Any] | None) -> tuple[LedgerEntry | None, int]:
+    if not item:
+        return None, 0
+    return LedgerEntry.model_validate_json(item["doc"]), int(item["version"])
+
+
+def _parse_raw(item: dict[str, Any] | None) -> tuple[LedgerEntry | None, int]:
+    """The same from DynamoDB's wire form (what a failed condition returns)."""
+    if not item:
+        return None, 0
+    return LedgerEntry.model_validate_json(item["doc"]["S"]), int(item["version"]["N"])

@@ -20,10 +20,17 @@ from handler.domain.ledger import (
     Change,
     LedgerEntry,
     LedgerState,
+    SessionRef,
     sweepable,
 )
 
 BUSY_TIMEOUT_MS = 10_000
+# The partial indexes' conditions, written out with literal states: SQLite uses a partial
+# index only for a query whose WHERE contains the same terms (parameters would not match).
+_OPEN_LIST = ", ".join(f"'{s.value}'" for s in OPEN_STATES)
+_IS_OPEN = f"closed_at IS NULL AND state != '{LedgerState.SKIPPED.value}'"
+_IS_DUE = f"(state IN ({_OPEN_LIST}) OR (state = '{LedgerState.FAILED.value}' AND retryable = 1))"
+_ENDS = "closed_at IS NULL AND ends_at IS NOT NULL"
 _COLUMNS = (
     "biz_id, room_id, session, state, task_id, task_started_at, ends_at, closed_at,"
     " checked_at, retryable, created_at, updated_at, expires_at, doc"
@@ -38,6 +45,15 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS ledger_expires ON ledger (expires_at)",
     # On the document itself, so files written before the index existed need no migration.
     "CREATE INDEX IF NOT EXISTS ledger_rule ON ledger (json_extract(doc, '$.rule'), state)",
+    # What one event needs, without reading the room's other sessions (added to old files as
+    # they are opened: CREATE INDEX IF NOT EXISTS fills them from the rows already there).
+    f"CREATE INDEX IF NOT EXISTS ledger_open_room ON ledger (biz_id, room_id, created_at)"
+    f" WHERE {_IS_OPEN}",
+    "CREATE INDEX IF NOT EXISTS ledger_task ON ledger (task_id, biz_id) WHERE task_id IS NOT NULL",
+    # Partial: only what the sweep may act on, so permanent failures are never read by it.
+    f"CREATE INDEX IF NOT EXISTS ledger_due ON ledger (checked_at) WHERE {_IS_DUE}",
+    "CREATE INDEX IF NOT EXISTS ledger_started ON ledger (state, task_started_at)",
+    f"CREATE INDEX IF NOT EXISTS ledger_ends ON ledger (ends_at) WHERE {_ENDS}",
 )
 # An upsert, not INSERT OR REPLACE: REPLACE deletes the row and inserts it again, which rewrites
 # every index twice on each update (measured: 20 % of an update's time).
@@ -46,13 +62,11 @@ _UPSERT = (  # built from the constant column list only; values travel as parame
     " ON CONFLICT (biz_id, room_id, session) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.replace(" ", "").split(",")[3:])
 )
-_OPEN = tuple(s.value for s in OPEN_STATES)
 _COUNTED = tuple(s.value for s in COUNTED_STATES)
 _COUNT_OPEN = (  # placeholders only; the rule and states travel as parameters
     "SELECT COUNT(*) FROM ledger WHERE json_extract(doc, '$.rule') = ?"  # noqa: S608
     f" AND state IN ({', '.join('?' for _ in _COUNTED)})"
 )
-_OPEN_SQL = ", ".join("?" for _ in _OPEN)
 
 
 def expiry(entry: LedgerEntry, ttl_seconds: int) -> int | None:
@@ -124,9 +138,12 @@ class SQLiteLedger:
             ),
         )
 
-    def _select(self, where: str, params: tuple[object, ...]) -> list[LedgerEntry]:
+    def _select(self, where: str, params: tuple[object, ...], index: str = "") -> list[LedgerEntry]:
         # `where` is always one of the constant clauses below; values travel as parameters.
-        sql = f"SELECT doc FROM ledger WHERE {where}"  # noqa: S608
+        # `index` pins the partial index a clause was written for (the planner may not know
+        # it is the cheaper one while the file is small).
+        pinned = f" INDEXED BY {index}" if index else ""
+        sql = f"SELECT doc FROM ledger{pinned} WHERE {where}"  # noqa: S608
         rows = self._conn().execute(sql, params).fetchall()
         return [LedgerEntry.model_validate_json(r[0]) for r in rows]
 
@@ -134,8 +151,48 @@ class SQLiteLedger:
         row = self._conn().execute(_COUNT_OPEN, (rule, *_COUNTED)).fetchone()
         return int(row[0])
 
-    def by_room(self, biz_id: int, room_id: str) -> list[LedgerEntry]:
-        return self._select("biz_id = ? AND room_id = ? ORDER BY created_at", (biz_id, room_id))
+    def by_room(self, biz_id: int, room_id: str, limit: int = 100) -> list[LedgerEntry]:
+        return self._select(
+            "biz_id = ? AND room_id = ? ORDER BY created_at LIMIT ?", (biz_id, room_id, limit)
+        )
+
+    def newest_session(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
+        found = self._select(  # a range of the primary key: one row read
+            "biz_id = ? AND room_id = ? AND session >= ? AND session < ?"
+            " ORDER BY session DESC LIMIT 1",
+            (biz_id, room_id, prefix, prefix + "\U0010ffff"),
+        )
+        return found[0] if found else None
+
+    def open_sessions(self, biz_id: int, room_id: str, limit: int = 20) -> list[SessionRef]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT session, created_at FROM ledger INDEXED BY ledger_open_room"  # noqa: S608
+                f" WHERE biz_id = ? AND room_id = ? AND {_IS_OPEN}"
+                " ORDER BY created_at DESC LIMIT ?",
+                (biz_id, room_id, limit),
+            )
+            .fetchall()
+        )
+        return [
+            SessionRef(biz_id=biz_id, room_id=room_id, session=s, created_at=c) for s, c in rows
+        ]
+
+    def task_sessions(self, biz_id: int, task_id: str, limit: int = 10) -> list[SessionRef]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT room_id, session, created_at, closed_at FROM ledger INDEXED BY ledger_task"
+                " WHERE task_id = ? AND biz_id = ? ORDER BY created_at DESC LIMIT ?",
+                (task_id, biz_id, limit),
+            )
+            .fetchall()
+        )
+        return [
+            SessionRef(biz_id=biz_id, room_id=r, session=s, created_at=c, closed=z is not None)
+            for r, s, c, z in rows
+        ]
 
     def by_state(self, state: LedgerState | None = None, limit: int = 1000) -> list[LedgerEntry]:
         if state is None:
@@ -151,16 +208,16 @@ class SQLiteLedger:
 
     def ending(self, now: float, limit: int) -> list[LedgerEntry]:
         return self._select(
-            f"state IN ({_OPEN_SQL}) AND closed_at IS NULL AND ends_at IS NOT NULL"
-            " AND ends_at <= ? ORDER BY ends_at LIMIT ?",
-            (*_OPEN, now, limit),
+            f"{_ENDS} AND state IN ({_OPEN_LIST}) AND ends_at <= ? ORDER BY ends_at LIMIT ?",
+            (now, limit),
+            "ledger_ends",
         )
 
     def due_for_check(self, checked_before: float, limit: int) -> list[LedgerEntry]:
         return self._select(
-            f"(state IN ({_OPEN_SQL}) OR (state = ? AND retryable = 1)) AND checked_at <= ?"
-            " ORDER BY checked_at LIMIT ?",
-            (*_OPEN, LedgerState.FAILED.value, checked_before, limit),
+            f"{_IS_DUE} AND checked_at <= ? ORDER BY checked_at LIMIT ?",
+            (checked_before, limit),
+            "ledger_due",
         )
 
     def purge_expired(self, now: float) -> int:

@@ -2,6 +2,8 @@
 
 - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`: embedded file (WAL).
 - `dynamodb://TABLE`: DynamoDB table (boto3 honours `AWS_ENDPOINT_URL_DYNAMODB` for moto).
+- `dynamodb://TABLE?fallback=OLD`: the same, reading entries of the previous table layout from
+  `OLD` until they have moved or expired (`handler/adapters/ledger_fallback.py`).
 
 Unset, the ledger sits beside the idempotency store: `ledger.db` next to its SQLite file, or the
 table `<idempotency table>-ledger`. A Redis idempotency store needs `LEDGER_STORE` set.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from handler.domain.ledger import Ledger
 
@@ -43,7 +45,16 @@ def build_ledger(url: str, ttl_seconds: int) -> Ledger:
     if parts.scheme == "dynamodb" and _TABLE.match(parts.netloc) and parts.path in ("", "/"):
         from handler.adapters.ledger_dynamodb import DynamoDBLedger
 
-        return DynamoDBLedger(parts.netloc, ttl_seconds)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        fallback = query.pop("fallback", [])
+        if query or len(fallback) > 1 or (fallback and not _TABLE.match(fallback[0])):
+            raise LedgerUrlError("LEDGER_STORE: the only option is ?fallback=TABLE")
+        ledger = DynamoDBLedger(parts.netloc, ttl_seconds)
+        if not fallback:
+            return ledger
+        from handler.adapters.ledger_fallback import FallbackLedger, LegacyTable
+
+        return FallbackLedger(ledger, LegacyTable(fallback[0]))
     raise LedgerUrlError(
         f"LEDGER_STORE: expected sqlite:///path or dynamodb://TABLE, got scheme {parts.scheme!r}"
     )

@@ -195,9 +195,29 @@ def _history_bytes(item: HistoryItem) -> int:
     return 80 + json_string_bytes(item.what) + json_string_bytes(item.detail)
 
 
+class SessionRef(BaseModel):
+    """Where a session's entry is, as an index answers: enough to choose one, then `get` or
+    `update` it (the index may lag the entry by a moment; the entry itself is the truth)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    biz_id: int
+    room_id: str
+    session: str
+    created_at: float = 0.0
+    closed: bool = False
+
+    @property
+    def key(self) -> tuple[int, str, str]:
+        return (self.biz_id, self.room_id, self.session)
+
+
 class Ledger(Protocol):
     """The port. `update` applies `change` atomically to the current entry (None when absent);
-    returning None leaves the entry as it was. It returns the entry as stored afterwards."""
+    returning None leaves the entry as it was. It returns the entry as stored afterwards.
+
+    Every query is bounded: what an event needs (a room's open sessions, a task's owner, the
+    newest tombstone) costs the same however many sessions the room id had."""
 
     def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None: ...
 
@@ -205,7 +225,22 @@ class Ledger(Protocol):
         self, biz_id: int, room_id: str, session: str, change: Change
     ) -> LedgerEntry | None: ...
 
-    def by_room(self, biz_id: int, room_id: str) -> list[LedgerEntry]: ...
+    def by_room(self, biz_id: int, room_id: str, limit: int = 100) -> list[LedgerEntry]:
+        """Up to `limit` of the room's entries, oldest first (the operator's view)."""
+        ...
+
+    def newest_session(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
+        """The room's entry with the greatest session name starting with `prefix` (read
+        consistently): the newest of a kind whose names sort by time, like TRTC tombstones."""
+        ...
+
+    def open_sessions(self, biz_id: int, room_id: str, limit: int = 20) -> list[SessionRef]:
+        """The room's sessions neither closed nor skipped, newest first."""
+        ...
+
+    def task_sessions(self, biz_id: int, task_id: str, limit: int = 10) -> list[SessionRef]:
+        """The sessions whose current task is `task_id`, newest first."""
+        ...
 
     def by_state(
         self, state: LedgerState | None = None, limit: int = 1000
@@ -225,7 +260,8 @@ class Ledger(Protocol):
         ...
 
     def due_for_check(self, checked_before: float, limit: int) -> list[LedgerEntry]:
-        """Open or retryably failed entries, least recently checked first (the sweep's queue)."""
+        """Open or retryably failed entries, least recently checked first (the sweep's queue).
+        Permanent failures are not in it at all, so they never hold up the retryable ones."""
         ...
 
     def purge_expired(self, now: float) -> int:
@@ -235,7 +271,7 @@ class Ledger(Protocol):
 
 def latest_open(entries: Iterable[LedgerEntry]) -> LedgerEntry | None:
     """The room's most recent session that is not closed: what a session-less close means."""
-    candidates = [e for e in entries if not e.closed and e.state is not LedgerState.SKIPPED]
+    candidates = [e for e in entries if is_open(e)]
     return max(candidates, key=lambda e: e.created_at, default=None)
 
 
@@ -253,6 +289,11 @@ def new_entry(
             **fields,
         }
     )
+
+
+def is_open(entry: LedgerEntry) -> bool:
+    """Whether a room close may still end this session (what `open_sessions` lists)."""
+    return not entry.closed and entry.state is not LedgerState.SKIPPED
 
 
 def sweepable(entry: LedgerEntry) -> bool:

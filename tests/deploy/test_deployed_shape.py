@@ -57,7 +57,7 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, stack: Stack) -> dict[st
     queue_url = sqs.create_queue(QueueName=props(template, "RecordQueue")["QueueName"])["QueueUrl"]
     sqs.purge_queue(QueueUrl=queue_url)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    for resource in ("IdempotencyTable", "LedgerTable"):  # exactly as the template defines them
+    for resource in ("IdempotencyTable", "LedgerTable", "LedgerTableV2"):  # as the template says
         table = props(template, resource)
         if table["TableName"] in dynamodb.list_tables()["TableNames"]:
             dynamodb.delete_table(TableName=table["TableName"])

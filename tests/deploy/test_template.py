@@ -155,8 +155,8 @@ def test_idempotency_table_ttl_on_demand(template: dict[str, Any]) -> None:
 
 
 def test_ledger_table_keys_indexes_ttl(template: dict[str, Any]) -> None:
-    table = props(template, "LedgerTable")
-    assert table["TableName"] == f"{SERVICE}-ledger"
+    table = props(template, "LedgerTableV2")
+    assert table["TableName"] == f"{SERVICE}-ledger-v2"
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
@@ -165,25 +165,53 @@ def test_ledger_table_keys_indexes_ttl(template: dict[str, Any]) -> None:
             i["KeySchema"][0]["AttributeName"],
             i["KeySchema"][1]["AttributeName"] if len(i["KeySchema"]) > 1 else None,
             i["Projection"]["ProjectionType"],
+            tuple(i["Projection"].get("NonKeyAttributes", ())),
         )
         for i in table["GlobalSecondaryIndexes"]
     }
     assert declared == INDEXES  # the indexes the DynamoDB ledger adapter queries, as it makes them
+    assert all(projection != "ALL" for _, _, projection, _ in declared.values())
     typed = {a["AttributeName"] for a in table["AttributeDefinitions"]}
     assert typed == {"pk", "sk"} | {k for key in INDEXES.values() for k in key[:2] if k}
+    env = props(template, FUNCTIONS["worker"])["Environment"]["Variables"]
+    assert env["LEDGER_STORE"] == f"dynamodb://{SERVICE}-ledger-v2?fallback={SERVICE}-ledger"
+
+
+def test_the_previous_ledger_table_is_kept_as_it_was(template: dict[str, Any]) -> None:
+    """CloudFormation creates or deletes one index per update: the old table stays unchanged
+    (and is retained if removed) while the fallback reads it."""
+    resource = resources(template, "AWS::DynamoDB::Table")["LedgerTable"]
+    assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
+    table = resource["Properties"]
+    assert table["TableName"] == f"{SERVICE}-ledger"
+    assert {
+        i["IndexName"]: i["Projection"]["ProjectionType"] for i in table["GlobalSecondaryIndexes"]
+    } == {
+        "state-checked": "ALL",
+        "state-started": "ALL",
+        "state-ends": "ALL",
+        "open-rule": "KEYS_ONLY",
+    }
 
 
 def test_tables_and_queues_survive_remove_and_replacement(template: dict[str, Any]) -> None:
     kept = resources(template, "AWS::DynamoDB::Table") | resources(template, "AWS::SQS::Queue")
-    assert set(kept) == {"IdempotencyTable", "LedgerTable", "RecordQueue", "RecordDeadLetterQueue"}
+    assert set(kept) == {
+        "IdempotencyTable",
+        "LedgerTable",
+        "LedgerTableV2",
+        "RecordQueue",
+        "RecordDeadLetterQueue",
+    }
     for name, resource in kept.items():
         assert resource.get("DeletionPolicy") == "Retain", name
         assert resource.get("UpdateReplacePolicy") == "Retain", name
 
 
 def test_ledger_has_point_in_time_recovery(template: dict[str, Any]) -> None:
-    pitr = props(template, "LedgerTable")["PointInTimeRecoverySpecification"]
-    assert pitr == {"PointInTimeRecoveryEnabled": True}
+    for ledger in ("LedgerTable", "LedgerTableV2"):
+        pitr = props(template, ledger)["PointInTimeRecoverySpecification"]
+        assert pitr == {"PointInTimeRecoveryEnabled": True}
     # Not the idempotency table: its records expire long before a restored copy is usable.
     assert "PointInTimeRecoverySpecification" not in props(template, "IdempotencyTable")
 
@@ -259,7 +287,13 @@ def test_each_role_has_only_what_its_function_needs(template: dict[str, Any]) ->
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
     }
-    ledger = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+    ledger = {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DeleteItem",  # what moved out of the previous ledger table
+    }
     assert actions_of(template, "webhook") - optional == logs | idempotency | ledger | {
         "sqs:SendMessage",
         "ssm:GetParameter",

@@ -179,3 +179,61 @@ def test_store_urls() -> None:
         default_ledger_url("redis://localhost:6379/0")
     with pytest.raises(LedgerUrlError, match="LEDGER_STORE"):
         build_ledger("postgres://x", 60)
+
+
+def test_room_lookups_read_only_what_they_name(ledger: Ledger) -> None:
+    _start(ledger, "lk", "trtc-1700000000000", 10.0)
+    ledger.update(BIZ, "lk", "trtc-1700000000000", after_outcome(_started("41"), 11.0))
+    for session, at in (("trtc-close-1700000000500", 12.0), ("trtc-close-1700000009000", 13.0)):
+        ledger.update(BIZ, "lk", session, closing(BIZ, "lk", session, at, "dismissed"))
+    _start(ledger, "lk", "window-a", 20.0)
+    ledger.update(BIZ, "lk", "window-a", after_outcome(_started("41"), 21.0))  # shares the task
+    skip = Decision(record=False, rule="s", reason="no", policy_version="v1")
+    ledger.update(BIZ, "lk", "skipped", starting(BIZ, "lk", "skipped", skip, 30.0))
+    newest = ledger.newest_session(BIZ, "lk", "trtc-close-")
+    assert newest is not None
+    assert newest.session == "trtc-close-1700000009000"
+    assert ledger.newest_session(BIZ, "lk", "nothing-") is None
+    assert [r.session for r in ledger.open_sessions(BIZ, "lk")] == [
+        "window-a",
+        "trtc-1700000000000",
+    ]
+    owners = ledger.task_sessions(BIZ, "41")
+    assert [(r.room_id, r.session, r.closed) for r in owners] == [
+        ("lk", "window-a", False),
+        ("lk", "trtc-1700000000000", False),
+    ]
+    assert ledger.task_sessions(BIZ + 1, "41") == []  # another app's task of the same id
+    ledger.update(BIZ, "lk", "window-a", closing(BIZ, "lk", "window-a", 40.0, "ended"))
+    assert [r.session for r in ledger.open_sessions(BIZ, "lk")] == ["trtc-1700000000000"]
+    assert [r.closed for r in ledger.task_sessions(BIZ, "41")] == [True, False]
+    assert len(ledger.by_room(BIZ, "lk", limit=2)) == 2
+
+
+def test_an_optimistic_write_from_a_stale_copy_never_loses_a_change(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """Two adapters over one store: each writes from what it last saw; the stale one's
+    condition fails, and its change is applied to the stored entry instead."""
+    if isinstance(ledger, SQLiteLedger):
+        other: Ledger = SQLiteLedger(ledger.path)
+    else:
+        import boto3
+
+        from handler.adapters.ledger_dynamodb import DynamoDBLedger
+
+        assert isinstance(ledger, DynamoDBLedger)
+        resource = boto3.resource(
+            "dynamodb",
+            endpoint_url=ledger._table.meta.client.meta.endpoint_url,
+            region_name="eu-west-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        other = DynamoDBLedger(ledger._table.name, client=resource)
+    _start(ledger, "race", "s", 1.0)
+    assert other.get(BIZ, "race", "s") is not None  # `other` remembers version 1
+    ledger.update(BIZ, "race", "s", after_outcome(_started("5"), 2.0))  # version 2
+    e = other.update(BIZ, "race", "s", closing(BIZ, "race", "s", 3.0, "closed"))
+    assert e is not None
+    assert (e.task_id, e.state) == ("5", LedgerState.STOPPING)  # both changes hold

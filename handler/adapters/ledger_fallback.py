@@ -1,0 +1,202 @@
+"""The DynamoDB ledger during an upgrade from the previous table layout.
+
+The previous layout (one table, indexes projecting ALL, no index to find a room's open sessions
+or a task's owner) cannot be changed in place: CloudFormation creates or deletes one global
+secondary index per stack update. So the new layout is a new table, and the old one is read
+through this fallback until what it holds has moved or expired:
+
+* an entry only the old table has is read from it (`get`), and moved on its first change:
+  written to the new table, then deleted from the old one, so no entry is ever in both;
+* the sweep's queue reads both tables, so every open old entry is checked, and so moved, within
+  one sweep cycle of the upgrade; renewals and window ends then find it in the new table;
+* a room's open sessions and a task's sessions come from the new table's indexes, and from up
+  to `LEGACY_ROOM_LIMIT` of the room's old entries while the new table knows none;
+* closed old entries stay where they are until their TTL deletes them (`LEDGER_TTL_SECONDS`).
+
+Each write of a session the new table does not hold also asks the old table once (one more
+request per new room); drop `?fallback=` from `LEDGER_STORE` once the old table is empty.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handler.adapters.ledger_dynamodb import DynamoDBLedger
+from handler.domain.ledger import (
+    OPEN_STATES,
+    Change,
+    LedgerEntry,
+    LedgerState,
+    SessionRef,
+    is_open,
+)
+
+#: Old entries read per room when the new table knows no open session (or task) of it.
+LEGACY_ROOM_LIMIT = 50
+
+
+class LegacyTable:
+    """The previous table, read-only but for deleting what moved (its own indexes: ALL)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.resource("dynamodb")
+        self._table = client.Table(table_name)
+
+    def _key(self, biz_id: int, room_id: str, session: str) -> dict[str, str]:
+        return {"pk": f"{biz_id}#{room_id}", "sk": session}
+
+    def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None:
+        key = self._key(biz_id, room_id, session)
+        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+        return LedgerEntry.model_validate_json(item["doc"]) if item else None
+
+    def delete(self, biz_id: int, room_id: str, session: str) -> None:
+        self._table.delete_item(Key=self._key(biz_id, room_id, session))
+
+    def _query(self, limit: int, **kwargs: Any) -> list[LedgerEntry]:
+        found: list[LedgerEntry] = []
+        while len(found) < limit:
+            page = self._table.query(Limit=min(100, limit - len(found)), **kwargs)
+            found += [LedgerEntry.model_validate_json(i["doc"]) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found
+
+    def by_room(self, biz_id: int, room_id: str, limit: int) -> list[LedgerEntry]:
+        from boto3.dynamodb.conditions import Key
+
+        return self._query(
+            limit, KeyConditionExpression=Key("pk").eq(f"{biz_id}#{room_id}"), ConsistentRead=True
+        )
+
+    def newest(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
+        from boto3.dynamodb.conditions import Key
+
+        page = self._table.query(
+            KeyConditionExpression=Key("pk").eq(f"{biz_id}#{room_id}")
+            & Key("sk").begins_with(prefix),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        return LedgerEntry.model_validate_json(page["Items"][0]["doc"]) if page["Items"] else None
+
+    def due(self, checked_before: float, limit: int) -> list[LedgerEntry]:
+        """Open entries least recently checked first, from the old `state-checked` index (old
+        retryable failures are left to expire: the queue gave up on them long ago)."""
+        from boto3.dynamodb.conditions import Key
+
+        found = [
+            e
+            for state in OPEN_STATES
+            for e in self._query(
+                limit,
+                IndexName="state-checked",
+                KeyConditionExpression=Key("state").eq(state.value)
+                & Key("checked_at").lte(_decimal(checked_before)),
+            )
+        ]
+        return sorted(found, key=lambda e: e.checked_at)[:limit]
+
+
+def _decimal(value: float) -> Any:
+    from decimal import Decimal
+
+    return Decimal(repr(float(value)))
+
+
+class FallbackLedger:
+    """The ledger port over the new table, falling back to the old one (see the module)."""
+
+    def __init__(self, primary: DynamoDBLedger, legacy: LegacyTable) -> None:
+        self.primary = primary
+        self.legacy = legacy
+
+    def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None:
+        found = self.primary.get(biz_id, room_id, session)
+        return found if found is not None else self.legacy.get(biz_id, room_id, session)
+
+    def update(self, biz_id: int, room_id: str, session: str, change: Change) -> LedgerEntry | None:
+        old: list[LedgerEntry | None] = []  # the old table's entry, read at most once
+
+        def moving(current: LedgerEntry | None) -> LedgerEntry | None:
+            if current is not None:
+                return change(current)
+            if not old:
+                old.append(self.legacy.get(biz_id, room_id, session))
+            return change(old[0]) if old[0] is not None else change(None)
+
+        stored = self.primary.update(biz_id, room_id, session, moving)
+        if old and old[0] is not None:
+            if stored is None:
+                return old[0]  # the change left it: it stays in the old table
+            self.legacy.delete(biz_id, room_id, session)
+        return stored
+
+    def by_room(self, biz_id: int, room_id: str, limit: int = 100) -> list[LedgerEntry]:
+        new = self.primary.by_room(biz_id, room_id, limit)
+        seen = {e.session for e in new}
+        old = [e for e in self.legacy.by_room(biz_id, room_id, limit) if e.session not in seen]
+        return sorted([*new, *old], key=lambda e: e.created_at)[:limit]
+
+    def newest_session(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
+        found = self.primary.newest_session(biz_id, room_id, prefix)
+        if found is not None:
+            return found
+        return self.legacy.newest(biz_id, room_id, prefix)
+
+    def open_sessions(self, biz_id: int, room_id: str, limit: int = 20) -> list[SessionRef]:
+        found = self.primary.open_sessions(biz_id, room_id, limit)
+        if found:
+            return found
+        old = sorted(
+            (e for e in self._old(biz_id, room_id) if is_open(e)),
+            key=lambda e: e.created_at,
+            reverse=True,
+        )
+        return [_ref(e) for e in old[:limit]]
+
+    def task_sessions(self, biz_id: int, task_id: str, limit: int = 10) -> list[SessionRef]:
+        # The old table has no task index: its owners are found through the room instead
+        # (`service.note_callback` falls back to the room's open sessions).
+        return self.primary.task_sessions(biz_id, task_id, limit)
+
+    def _old(self, biz_id: int, room_id: str) -> list[LedgerEntry]:
+        return self.legacy.by_room(biz_id, room_id, LEGACY_ROOM_LIMIT)
+
+    def by_state(self, state: LedgerState | None = None, limit: int = 1000) -> list[LedgerEntry]:
+        return self.primary.by_state(state, limit)
+
+    def count_open(self, rule: str) -> int:
+        return self.primary.count_open(rule)
+
+    def nearing_cap(self, started_before: float, limit: int) -> list[LedgerEntry]:
+        return self.primary.nearing_cap(started_before, limit)
+
+    def ending(self, now: float, limit: int) -> list[LedgerEntry]:
+        return self.primary.ending(now, limit)
+
+    def due_for_check(self, checked_before: float, limit: int) -> list[LedgerEntry]:
+        new = self.primary.due_for_check(checked_before, limit)
+        old = self.legacy.due(checked_before, limit)
+        return sorted([*old, *new], key=lambda e: e.checked_at)[:limit]
+
+    def purge_expired(self, now: float) -> int:
+        return 0
+
+    def create_table(self) -> None:
+        self.primary.create_table()
+
+
+def _ref(e: LedgerEntry) -> SessionRef:
+    return SessionRef(
+        biz_id=e.biz_id,
+        room_id=e.room_id,
+        session=e.session,
+        created_at=e.created_at,
+        closed=e.closed,
+    )
