@@ -163,8 +163,8 @@ def event_body(room: str, at: float | None = None, **fields: Any) -> str:
         room_id=room,
         session=f"match-{uuid.uuid4().hex[:8]}",
         time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
-        **fields,
     )
+    body.update(fields)
     return json.dumps(body)
 
 

@@ -24,7 +24,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ from handler.domain.gme import GmeError, RecordStream, RunningTask
 from handler.domain.ratelimit import Pace, limit_scope, reserve
 
 THROTTLED = "RequestLimitExceeded"
+#: Seconds one ledger or pace store call takes in virtual time: a DynamoDB round trip in-region.
+STORE_LATENCY = 0.005
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,14 @@ class Shape:
     tick_seconds: float
 
 
-def deployed_shape() -> Shape:
+def _serverless() -> tuple[str, dict[str, Any]]:
     text = (ROOT / "serverless.yml").read_text(encoding="utf-8")
-    params = yaml.load(text, Loader=_Lenient)["params"]["default"]  # noqa: S506 - our own file
+    return text, yaml.load(text, Loader=_Lenient)  # noqa: S506 - our own file, tags dropped
+
+
+def deployed_shape() -> Shape:
+    text, doc = _serverless()
+    params = doc["params"]["default"]
     found = re.search(r"maxReceiveCount:\s*(\d+)", text)
     rate = re.fullmatch(r"rate\((\d+) minutes?\)", str(params["schedule"]))
     return Shape(
@@ -69,6 +76,32 @@ def deployed_shape() -> Shape:
     )
 
 
+#: Deployed settings that point at AWS or hold secrets: the benchmark sets its own.
+_OWN = frozenset(
+    {"IDEMPOTENCY_STORE", "LEDGER_STORE", "GME_ENDPOINT", "RECORD_QUEUE_URL", "RECORDING_POLICY"}
+)
+
+
+def deployed_env() -> dict[str, str]:
+    """The worker's and the scheduler's plain settings as serverless.yml deploys them
+    (``${param:...}`` resolved; references to AWS resources and secrets left out)."""
+    _, doc = _serverless()
+    params = doc["params"]["default"]
+    merged = dict(doc["provider"].get("environment") or {})
+    for function in ("worker", "scheduler"):
+        merged.update(doc["functions"][function].get("environment") or {})
+    env: dict[str, str] = {}
+    for name, value in merged.items():
+        if name in _OWN or name.startswith("POWERTOOLS_") or value is None:
+            continue
+        text = re.sub(
+            r"\$\{param:(\w+)\}", lambda m: str(params.get(m.group(1), "${?}")), str(value)
+        )
+        if "${" not in text and not text.startswith("ssm:"):
+            env[name] = text
+    return env
+
+
 class _Lenient(yaml.SafeLoader):
     """Reads serverless.yml's CloudFormation tags (!Ref, !If, ...) as plain values."""
 
@@ -77,19 +110,45 @@ _Lenient.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 class MemorySlots:
-    """`SlotStore` on a dict, on the virtual clock, with the pace's own reservation rule."""
+    """`SlotStore` on a dict, on the virtual clock, with the pace's own reservation rule; each
+    reservation costs ``latency`` (the store's round trip) before it is made."""
 
-    def __init__(self, pace: Pace, clock: VirtualClock) -> None:
+    def __init__(self, pace: Pace, clock: VirtualClock, latency: float) -> None:
         self.pace = pace
         self._clock = clock
+        self._latency = latency
         self._tat: dict[str, float] = {}
 
     def reserve(self, key: str, max_wait: float) -> float | None:
+        self._clock.sleep(self._latency)
         got = reserve(self._tat.get(key, 0.0), self._clock.now(), self.pace, max_wait)
         if got is None:
             return None
         self._tat[key] = got[0]
         return got[1]
+
+
+def _timed(call: Callable[..., Any], clock: VirtualClock, latency: float) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        clock.sleep(latency)
+        return call(*args, **kwargs)
+
+    return timed
+
+
+class TimedLedger:
+    """The app's ledger, each call costing ``latency`` virtual seconds first (a DynamoDB round
+    trip; the SQLite ledger underneath answers in no virtual time). The idempotency store's
+    calls are timed the same way (`build_stack`)."""
+
+    def __init__(self, inner: Any, clock: VirtualClock, latency: float) -> None:
+        self._inner = inner
+        self._clock = clock
+        self._latency = latency
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        return _timed(attr, self._clock, self._latency) if callable(attr) else attr
 
 
 class StateGme:
@@ -296,26 +355,45 @@ def app_environment(env: dict[str, str] | None = None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def build_stack(
-    clock: VirtualClock, latency: float, env: dict[str, str] | None = None
+    clock: VirtualClock,
+    latency: float,
+    env: dict[str, str] | None = None,
+    store_latency: float = STORE_LATENCY,
 ) -> Iterator[StateGme]:
-    """The app (see `app_environment`) with the gateway and the service on ``clock``."""
+    """The app (see `app_environment`, with the deployed settings and ``env``) with the
+    gateway, the ledger and the service on ``clock``."""
     from handler import app
     from handler.adapters.ratelimited_gme import RateLimitedGme
+    from handler.adapters.stores import build_persistence_layer
+    from handler.recorder import Recorder
     from handler.service import RecordingService
 
-    with app_environment(env):
+    with app_environment({**deployed_env(), **(env or {})}):
         s = app.settings()
+        app.ledger.provide(TimedLedger(app.ledger(), clock, store_latency))
         gme = StateGme(EmulatedGme(clock.now, 20), clock, latency)
         pace = Pace(s.gme_rate_limit_per_second, s.gme_rate_limit_burst)
         app.gme.provide(
             RateLimitedGme(
                 gme,
-                MemorySlots(pace, clock),
+                MemorySlots(pace, clock, store_latency),
                 scope=lambda: limit_scope(DEFAULT_SECRET_ID, "gme.tencentcloudapi.com"),
                 reserve_seconds=s.gme_timeout_seconds + 0.5,
                 sleep=clock.sleep,
                 clock=clock.now,
                 context=app.current_context,
+            )
+        )
+        store = build_persistence_layer(s.idempotency_store)
+        for name in ("_get_record", "_put_record", "_update_record", "_delete_record"):
+            setattr(store, name, _timed(getattr(store, name), clock, store_latency))
+        app.recorder.provide(
+            Recorder(
+                app.gme(),
+                store,
+                expiry_seconds=s.idempotency_expiry_seconds,
+                room_not_found_grace_seconds=s.room_not_found_grace_seconds,
+                clock=clock.now,
             )
         )
         app.service.provide(

@@ -27,6 +27,8 @@ from bench._common import (
     header,
     report,
     room_id,
+    sqs_event,
+    sqs_record,
     stdout_to_devnull,
 )
 from bench._stack import (
@@ -121,7 +123,7 @@ def two_apps(rooms: int, shape: Shape) -> list[Result]:
     """Real time, real SDK over loopback HTTP: two BizIds under the emulator's one credential,
     ``shape.instances`` threads each running ``worker.process_batch`` on batches of
     ``shape.batch_size``; every record is a new room, so the pace is the only limit."""
-    from bench._common import handler_environment, sqs_event, sqs_record
+    from bench._common import handler_environment
     from bench.throughput import Queue
     from emulator import GmeEmulator
     from emulator.state import RateLimiter
@@ -183,7 +185,62 @@ def two_apps(rooms: int, shape: Shape) -> list[Result]:
     ]
 
 
+def round_trips(rooms: int) -> list[Result]:
+    """Real time: ``worker.process_batch`` with the deployed stores (DynamoDB idempotency, pace
+    and ledger) on moto_server behind a counting proxy, GME the emulator over the real SDK."""
+    from bench._stack import app_environment
+    from emulator import GmeEmulator
+    from handler import app, worker
+    from handler.local import LocalContext
+    from tests.ddb_counter import DynamoDBCounter
+    from tests.servers import AWS_ENV, create_idempotency_table, moto_server
+
+    header(f"scale / DynamoDB round trips: {rooms} new rooms, then their closes, one per batch")
+
+    def one(room: str, session: str, kind: str) -> None:
+        record = sqs_record(room, session=session, type=kind)
+        _, report_ = worker.process_batch(sqs_event([record]), LocalContext("worker"))
+        if not report_[0]["ok"]:
+            raise RuntimeError(f"{kind} of {room} failed: {report_[0]['reason']}")
+
+    with moto_server() as moto, DynamoDBCounter(moto.url) as counter, GmeEmulator() as emu:
+        create_idempotency_table(moto, "scale-idempotency")
+        env = {
+            **AWS_ENV,
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL_DYNAMODB": counter.url,
+            "IDEMPOTENCY_STORE": "dynamodb://scale-idempotency",
+            "LEDGER_STORE": "dynamodb://scale-ledger",
+            "ACTIVE_RECORDINGS": "ledger:",  # as serverless.yml deploys it
+            "GME_ENDPOINT": emu.url,
+        }
+        with app_environment(env), stdout_to_devnull():
+            getattr(app.ledger(), "inner", app.ledger()).create_table()
+            one(room_id("ddb", -1), "warm-up", "room.created")  # clients built, pace items made
+            sessions = [(room_id("ddb", i), f"match-{i}") for i in range(rooms)]
+            counter.reset()
+            for room, session in sessions:
+                one(room, session, "room.created")
+            created = dict(counter.calls)
+            counter.reset()
+            for room, session in sessions:
+                one(room, session, "room.closed")
+            closed = dict(counter.calls)
+
+    def show(what: str, calls: dict[tuple[str, str], int]) -> float:
+        per = sum(calls.values()) / rooms
+        parts = ", ".join(f"{op} {t} {n / rooms:g}" for (op, t), n in sorted(calls.items()))
+        print(f"  per {what}: {per:g} ({parts})")
+        return per
+
+    per_room = show("new room", created)
+    per_close = show("close (for information)", closed)
+    detail = f"{rooms} rooms; per close {per_close:g}"
+    return [report(Result("scale", "DynamoDB round trips per new room", per_room, 4, "<=", detail))]
+
+
 FIGURES: dict[str, Callable[[argparse.Namespace, Shape], list[Result]]] = {
+    "ddb": lambda a, shape: round_trips(a.ddb_rooms),
     "apps": lambda a, shape: two_apps(a.app_rooms, shape),
     "burst": lambda a, shape: [
         r for latency in a.latency for r in burst(latency, a.rooms, a.spread, shape, a.side_by_side)
@@ -194,6 +251,7 @@ FIGURES: dict[str, Callable[[argparse.Namespace, Shape], list[Result]]] = {
 def main(argv: list[str] | None = None) -> list[Result]:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
     parser.add_argument("--rooms", type=int, default=env_int("BENCH_SCALE_ROOMS", 5000))
+    parser.add_argument("--ddb-rooms", type=int, default=env_int("BENCH_SCALE_DDB_ROOMS", 20))
     parser.add_argument("--app-rooms", type=int, default=env_int("BENCH_SCALE_APP_ROOMS", 200))
     parser.add_argument("--spread", type=float, default=60.0, help="seconds the burst spans")
     parser.add_argument(
