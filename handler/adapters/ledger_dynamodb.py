@@ -16,6 +16,7 @@ applied again to that, so concurrent writers never lose each other's change, and
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
@@ -179,27 +180,24 @@ class DynamoDBLedger:
                     "ProjectionExpression": "doc",
                 }
             }
-            while pending:
+            for attempt in range(MAX_CONFLICT_RETRIES):
+                if not pending:
+                    break
+                if attempt:  # keys DynamoDB left unprocessed (throttled): back off, ask again
+                    time.sleep(min(1.0, 0.05 * 2**attempt))
                 page = client.batch_get_item(RequestItems=pending)
                 for item in page["Responses"].get(self._table.name, []):
                     entry = LedgerEntry.model_validate_json(item["doc"])
                     found[(_pk(entry.biz_id, entry.room_id), entry.session)] = entry
                 pending = page.get("UnprocessedKeys") or {}
+            if pending:
+                raise LedgerConflict("ledger: DynamoDB kept refusing a batch read; retried")
         return [found[(k["pk"], k["sk"])] for k in wanted if (k["pk"], k["sk"]) in found]
 
     # -------------------------------------------------------------- queries
 
     def _keys(self, limit: int, **kwargs: Any) -> list[dict[str, Any]]:
-        """Up to `limit` items of a query (keys and projected attributes), page by page, each
-        page asking for no more than is still wanted."""
-        out: list[dict[str, Any]] = []
-        while len(out) < limit:
-            page = self._table.query(Limit=min(PAGE, limit - len(out)), **kwargs)
-            out.extend(page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return out
+        return query_items(self._table, limit, **kwargs)
 
     def _by_index(
         self,
@@ -242,16 +240,7 @@ class DynamoDBLedger:
         return sorted(found, key=lambda e: e.created_at)
 
     def newest_session(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
-        from boto3.dynamodb.conditions import Key
-
-        page = self._table.query(
-            KeyConditionExpression=Key("pk").eq(_pk(biz_id, room_id))
-            & Key("sk").begins_with(prefix),
-            ScanIndexForward=False,
-            Limit=1,
-            ConsistentRead=True,
-        )
-        return LedgerEntry.model_validate_json(page["Items"][0]["doc"]) if page["Items"] else None
+        return newest_with_prefix(self._table, _pk(biz_id, room_id), prefix)
 
     def open_sessions(self, biz_id: int, room_id: str, limit: int = 20) -> list[SessionRef]:
         items = self._keys(
@@ -355,6 +344,32 @@ class DynamoDBLedger:
             TableName=self._table.name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
         )
+
+
+def query_items(table: Any, limit: int, **kwargs: Any) -> list[dict[str, Any]]:
+    """Up to `limit` items of a query, page by page, each page asking for no more than is
+    still wanted (so a query never reads past what its caller takes)."""
+    out: list[dict[str, Any]] = []
+    while len(out) < limit:
+        page = table.query(Limit=min(PAGE, limit - len(out)), **kwargs)
+        out.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return out
+
+
+def newest_with_prefix(table: Any, pk: str, prefix: str) -> LedgerEntry | None:
+    """The item of `pk` with the greatest sort key starting with `prefix`: one item read."""
+    from boto3.dynamodb.conditions import Key
+
+    page = table.query(
+        KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with(prefix),
+        ScanIndexForward=False,
+        Limit=1,
+        ConsistentRead=True,
+    )
+    return LedgerEntry.model_validate_json(page["Items"][0]["doc"]) if page["Items"] else None
 
 
 def _parse(item: dict[str, Any] | None) -> tuple[LedgerEntry | None, int]:

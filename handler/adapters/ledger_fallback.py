@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handler.adapters.ledger_dynamodb import DynamoDBLedger
+from handler.adapters.ledger_dynamodb import DynamoDBLedger, newest_with_prefix, query_items
 from handler.domain.ledger import (
     OPEN_STATES,
     Change,
@@ -57,14 +57,8 @@ class LegacyTable:
         self._table.delete_item(Key=self._key(biz_id, room_id, session))
 
     def _query(self, limit: int, **kwargs: Any) -> list[LedgerEntry]:
-        found: list[LedgerEntry] = []
-        while len(found) < limit:
-            page = self._table.query(Limit=min(100, limit - len(found)), **kwargs)
-            found += [LedgerEntry.model_validate_json(i["doc"]) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return found
+        items = query_items(self._table, limit, **kwargs)
+        return [LedgerEntry.model_validate_json(i["doc"]) for i in items]
 
     def by_room(self, biz_id: int, room_id: str, limit: int) -> list[LedgerEntry]:
         from boto3.dynamodb.conditions import Key
@@ -74,16 +68,7 @@ class LegacyTable:
         )
 
     def newest(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
-        from boto3.dynamodb.conditions import Key
-
-        page = self._table.query(
-            KeyConditionExpression=Key("pk").eq(f"{biz_id}#{room_id}")
-            & Key("sk").begins_with(prefix),
-            ScanIndexForward=False,
-            Limit=1,
-            ConsistentRead=True,
-        )
-        return LedgerEntry.model_validate_json(page["Items"][0]["doc"]) if page["Items"] else None
+        return newest_with_prefix(self._table, f"{biz_id}#{room_id}", prefix)
 
     def due(self, checked_before: float, limit: int) -> list[LedgerEntry]:
         """Open entries least recently checked first, from the old `state-checked` index (old
