@@ -35,7 +35,8 @@ from handler.domain.ledger import (
 
 MAX_CONFLICT_RETRIES = 20
 #: Entries remembered for the next optimistic write (per process; a stale one costs a retry).
-REMEMBERED = 1024
+#: At most 256 x 64 KB (the entry budget) of memory; a room's writes follow each other closely.
+REMEMBERED = 256
 #: Items asked for per query page (every query passes a Limit).
 PAGE = 100
 #: Secondary indexes, as serverless.yml declares them (a test holds the two equal):
