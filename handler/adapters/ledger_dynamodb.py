@@ -7,7 +7,8 @@ while the index should list it) and projects keys only (`task` adds two small nu
 finds keys, and the entries are then read by key, consistently, in one BatchGetItem.
 
 `update` is optimistic: it applies the change to the entry it last saw (remembered per key, or
-"absent" for a key it never saw) and puts on condition that `version` is unchanged. A failed
+"absent" for a key it never saw when the change makes a first decision, as a new room's first
+write does) and puts on condition that `version` is unchanged. A failed
 condition returns the stored item (`ReturnValuesOnConditionCheckFailure`), and the change is
 applied again to that, so concurrent writers never lose each other's change, and a new room's
 `starting` write and its outcome write cost one request each.
@@ -103,6 +104,8 @@ class DynamoDBLedger:
         confirmed = False  # whether `current` is what the table held a moment ago
         for _ in range(MAX_CONFLICT_RETRIES):
             updated = change(current)
+            if remembered is None and not confirmed and not _creates(updated):
+                updated = None  # most likely stored already: read it rather than guess
             if updated is None:
                 if confirmed:
                     return current
@@ -371,6 +374,13 @@ def newest_with_prefix(table: Any, pk: str, prefix: str) -> LedgerEntry | None:
         ConsistentRead=True,
     )
     return LedgerEntry.model_validate_json(page["Items"][0]["doc"]) if page["Items"] else None
+
+
+def _creates(entry: LedgerEntry | None) -> bool:
+    """Whether a change applied to "absent" made a first decision: what a new room's first
+    write does. Only then is "absent" a good guess; a failed conditional put is billed like
+    a write, so for anything else (a close, an outcome) the adapter reads first."""
+    return entry is not None and entry.state in (LedgerState.STARTING, LedgerState.SKIPPED)
 
 
 def _parse(item: dict[str, Any] | None) -> tuple[LedgerEntry | None, int]:
