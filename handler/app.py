@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the policy package is loaded only where a room is decided
     from handler.domain.schedule import Schedules
     from handler.enqueue import Enqueuer
     from handler.lifecycle.settings import LifecycleSettings
+    from handler.lifecycle.steps import LifecycleSteps
     from handler.lifecycle.tick import Lifecycle
     from handler.recorder import Recorder
     from handler.service import RecordingService
@@ -270,9 +271,23 @@ def service() -> RecordingService:
 
 @once
 def lifecycle() -> Lifecycle:
+    """The scheduler's tick: with RECORD_QUEUE_URL it plans and enqueues (no GME client, no
+    recorder), without it it runs each unit in-process through `lifecycle_steps()`."""
+    from handler.lifecycle.plan import Planner
     from handler.lifecycle.tick import Lifecycle
 
-    return Lifecycle(service(), recorder(), ledger(), schedules, lifecycle_settings())
+    ls = lifecycle_settings()
+    queue = publisher() if settings().record_queue_url else None
+    planner = Planner(ledger(), schedules, ls)
+    return Lifecycle(planner, lifecycle_steps, ledger(), ls, queue)
+
+
+@once
+def lifecycle_steps() -> LifecycleSteps:
+    """Runs lifecycle commands: in the worker for queued ones, in the tick without a queue."""
+    from handler.lifecycle.steps import LifecycleSteps
+
+    return LifecycleSteps(service(), recorder, ledger(), lifecycle_settings())
 
 
 @once
@@ -316,5 +331,6 @@ def reset() -> None:
         ledger,
         schedules,
         lifecycle,
+        lifecycle_steps,
     ):
         fn.cache_clear()

@@ -1,9 +1,10 @@
 """Lambda entry for the EventBridge schedule (every 5 minutes).
 
-Each tick starts due schedule windows, stops ended ones, renews tasks nearing GME's 24-hour cap
-and sweeps a bounded batch of ledger entries against GME (see `handler.lifecycle`). The tick's
-time is the event's `time` (EventBridge's scheduled time), so a retried invocation acts as of
-its slot; an event without one uses the current time.
+Each tick plans what is due: schedule windows to start and end, tasks nearing GME's 24-hour cap
+to renew, ledger entries to check against GME (see `handler.lifecycle`). Deployed, each unit
+goes to the record queue and the workers run it; locally (no RECORD_QUEUE_URL) it runs here.
+The tick's time is the event's `time` (EventBridge's scheduled time), so a retried invocation
+acts as of its slot; an event without one uses the current time.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     app.bind_context(context)
     now = tick_time(event)
     logger.info("scheduler tick", extra={"time": now.isoformat(), "id": event.get("id")})
-    counts = app.lifecycle().tick(now)
+    counts = app.lifecycle().tick(now, context)
     return {"status": "ok", "time": now.isoformat(), **counts}
 
 

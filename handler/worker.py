@@ -1,4 +1,5 @@
-"""Lambda entry for the SQS queue: each message is one room event in any accepted format.
+"""Lambda entry for the SQS queue: each message is one room event in any accepted format, or a
+lifecycle command the scheduler planned (start or end a window, renew a task, check a session).
 
 Failures are reported per message (ReportBatchItemFailures): SQS retries only those, and after
 `maxReceiveCount` moves them to the DLQ. Every failed item is logged with its reason.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from handler import init_phase  # first: the init phase runs without the cyclic collector
 
 # isort: split
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -20,21 +21,27 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from handler import app, observability
 from handler.config import ConfigError
 from handler.domain.events import EventSource, RoomEvent
-from handler.domain.inbound import InvalidEvent, parse_json, parse_message
+from handler.domain.inbound import IgnoredEvent, InvalidEvent, parse_json, parse_queue_message
 from handler.domain.outcome import Outcome, OutcomeStatus
 from handler.domain.retry import RetryLater
 from handler.observability import logger
+
+if TYPE_CHECKING:  # loaded with the first lifecycle command: room events never need it
+    from handler.lifecycle.steps import StepResult
 
 
 class ItemFailed(Exception):
     """A message we could not bring to a final good outcome; the text is the reason."""
 
 
-def record_handler(record: SQSRecord) -> Outcome:
+def record_handler(record: SQSRecord) -> Outcome | StepResult:
     logger.set_correlation_id(record.message_id)  # until the event id is known
     app_id_attr = record.message_attributes["SdkAppId"]  # None when absent (Powertools)
     app_id = app_id_attr.string_value if app_id_attr is not None else None
-    event = parse_message(parse_json(record.body), EventSource.QUEUE, sdk_app_id=app_id)
+    event = parse_queue_message(parse_json(record.body), EventSource.QUEUE, sdk_app_id=app_id)
+    if not isinstance(event, (RoomEvent, IgnoredEvent)):  # a lifecycle command (the scheduler)
+        logger.set_correlation_id(event.command_id)
+        return app.lifecycle_steps().run(event)
     if isinstance(event, RoomEvent):
         logger.set_correlation_id(event.event_id)
     outcome = app.service().handle(event)

@@ -1,7 +1,9 @@
-"""Publish verified, normalised room events to the worker queue (SQS)."""
+"""Publish verified, normalised room events, and the scheduler's lifecycle commands, to the
+worker queue (SQS)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from handler.domain.events import RoomEvent
@@ -51,3 +53,22 @@ class SqsPublisher:
         except Exception as exc:  # botocore raises many types; all mean "not enqueued"
             raise QueueUnavailable(type(exc).__name__) from None
         return str(resp["MessageId"])
+
+    def send_commands(self, commands: Sequence[tuple[str, str]]) -> int:
+        """Send up to ten (kind, body) lifecycle commands in one SendMessageBatch; returns how
+        many SQS did not accept (all of them when the call itself failed)."""
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": body,
+                "MessageAttributes": {
+                    "lifecycle_command": {"DataType": "String", "StringValue": kind}
+                },
+            }
+            for i, (kind, body) in enumerate(commands)
+        ]
+        try:
+            resp = self._sqs().send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+        except Exception:  # botocore raises many types; all mean "not enqueued"
+            return len(entries)
+        return len(resp.get("Failed") or [])

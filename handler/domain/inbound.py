@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from handler.domain import safejson
+
+if TYPE_CHECKING:  # the command models load with the first command (the webhook never does)
+    from handler.domain.commands import Check, EndWindow, Renew, StartWindow
+
 from handler.domain.events import (
     BizId,
     EventKind,
@@ -23,6 +27,8 @@ from handler.domain.events import (
     Session,
 )
 
+#: The field that marks a queue message as a lifecycle command (`handler.domain.commands`).
+COMMAND_FIELD = "lifecycle_command"
 MAX_ATTRIBUTES = 64
 MAX_ENVELOPE_DEPTH = 3
 #: What the published schema promises for `time` (RFC 3339 with a zone); the parser accepts any
@@ -243,10 +249,17 @@ def unwrap(doc: Any) -> tuple[Any, dict[str, str]]:
 def parse_message(
     doc: Any, source: EventSource, sdk_app_id: int | str | None = None
 ) -> RoomEvent | IgnoredEvent:
-    """Parse a queue message (or any inbound document) whatever its format."""
+    """Parse a queue message (or any inbound document) whatever its format. Lifecycle commands
+    are refused here, at every depth of envelope: only `parse_queue_message` accepts them."""
     doc, hints = unwrap(doc)
     if not isinstance(doc, dict):
         raise InvalidEvent("invalid_body", "message body must be a JSON object")
+    if is_command(doc):
+        raise InvalidEvent(
+            "command_not_accepted",
+            "lifecycle commands come only from the scheduler over the internal queue",
+            COMMAND_FIELD,
+        )
     event: RoomEvent | IgnoredEvent
     if "EventGroupId" in doc:
         event = parse_trtc(doc, sdk_app_id or hints.get("SdkAppId"))
@@ -263,3 +276,26 @@ def parse_message(
             "unknown_format", "body is not a room event v1, TRTC room callback or GME callback"
         )
     return event.with_source(source) if isinstance(event, RoomEvent) else event
+
+
+def is_command(doc: Any) -> bool:
+    return isinstance(doc, dict) and COMMAND_FIELD in doc
+
+
+def parse_queue_message(
+    doc: Any, source: EventSource, sdk_app_id: int | str | None = None
+) -> RoomEvent | IgnoredEvent | StartWindow | EndWindow | Renew | Check:
+    """The worker's parse: whatever `parse_message` accepts, plus the lifecycle commands the
+    scheduler puts on the internal queue (bare, never inside an SNS or EventBridge envelope).
+    Only the queue worker calls this; the webhook never does."""
+    if not is_command(doc):
+        return parse_message(doc, source, sdk_app_id)
+    from handler.domain.commands import CommandKind, validate_command
+
+    if doc[COMMAND_FIELD] not in tuple(CommandKind):  # a tuple: the value may be unhashable
+        known = ", ".join(CommandKind)
+        raise InvalidEvent("unknown_command", f"{COMMAND_FIELD}: not one of {known}", COMMAND_FIELD)
+    try:
+        return validate_command(doc)
+    except ValidationError as exc:
+        raise _invalid(exc) from None

@@ -1,0 +1,168 @@
+"""Lifecycle commands through the worker entry point (real SDK, emulator, SQLite stores): each
+kind runs once however often it is delivered, racing room events keep one task per session, and
+the HTTP webhook never accepts a command on any route."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from handler import app, webhook, worker
+from handler.domain.commands import Check, EndWindow, Renew, StartWindow
+from handler.domain.decision import Decision, RecordPlan
+from handler.domain.ledger import LedgerState
+from tests.conftest import BIZ_ID, Stack, sqs_event
+from tests.e2e.test_lifecycle import ROOM, created, entry, running, send
+from tests.webhook.conftest import gme_request
+
+WINDOW = "window-2026-12-01T10:00:00Z"
+
+
+def deliver(stack: Stack, *commands: Any) -> list[dict[str, Any]]:
+    """One SQS batch of these commands through the worker entry; the per-message report."""
+    _, report = worker.process_batch(
+        sqs_event(*(c.body() for c in commands)), stack.context("worker")
+    )
+    return report
+
+
+def results(report: list[dict[str, Any]]) -> list[str]:
+    return [r["outcome"]["result"] if r["ok"] else r["reason"] for r in report]
+
+
+def start_window(room: str = "scheduled-room") -> StartWindow:
+    return StartWindow(
+        biz_id=BIZ_ID,
+        room_id=room,
+        session=WINDOW,
+        at=time.time(),
+        schedule="nightly",
+        ends_at=time.time() + 3600,
+        decision=Decision(
+            record=True,
+            rule="schedule:nightly",
+            reason="scheduled window",
+            policy_version="sha256:test",
+            plan=RecordPlan(),
+        ),
+    )
+
+
+def renew_of(e: Any, at: float) -> Renew:
+    return Renew(
+        biz_id=e.biz_id,
+        room_id=e.room_id,
+        session=e.session,
+        at=at,
+        generation=e.generation,
+        task_id=e.task_id,
+    )
+
+
+def test_a_window_start_delivered_three_times_makes_one_task(stack: Stack) -> None:
+    command = start_window()
+    first = deliver(stack, command)
+    again = deliver(stack, command, command)
+    assert results(first) == ["window_started"]
+    assert results(again) == ["window_stale", "window_stale"]
+    assert stack.starts() == 1
+    assert len(running(stack, "scheduled-room")) == 1
+    e = app.ledger().get(BIZ_ID, "scheduled-room", WINDOW)
+    assert (e.state, e.rule, e.ends_at) == (
+        LedgerState.RECORDING,
+        "schedule:nightly",
+        command.ends_at,
+    )
+
+
+def test_a_window_start_racing_a_room_event_of_the_room_keeps_one_task(stack: Stack) -> None:
+    task_id = send(stack, created(room="scheduled-room"))["task_id"]
+    assert results(deliver(stack, start_window())) == ["window_adopted"]  # one task per room
+    assert len(stack.emulator.tasks(room_id="scheduled-room")) == 1
+    assert [str(t.task_id) for t in running(stack, "scheduled-room")] == [task_id]
+
+
+def test_a_renewal_delivered_twice_renews_once(stack: Stack) -> None:
+    send(stack, created())
+    before = entry()
+    command = renew_of(before, time.time())
+    assert results(deliver(stack, command)) == ["renewed"]
+    assert results(deliver(stack, command)) == ["renew_stale"]
+    after = entry()
+    assert (after.state, after.generation) == (LedgerState.RECORDING, 1)
+    [task] = running(stack)
+    assert str(task.task_id) == after.task_id != before.task_id
+    assert len(stack.emulator.calls("StopRecord")) == 1
+    assert stack.starts() == 2
+
+
+def test_a_renewal_cut_after_its_stop_is_finished_by_the_next_delivery(stack: Stack) -> None:
+    send(stack, created())
+    command = renew_of(entry(), time.time())
+    stack.emulator.fail_next("StartRecord", "InternalError")  # the new task's start fails once
+    [failed] = deliver(stack, command)
+    assert not failed["ok"]
+    assert failed["reason"].startswith("retry: InternalError")
+    assert running(stack) == []  # the old task is stopped, the new one not started yet
+    assert results(deliver(stack, command)) == ["renewed"]  # SQS delivers it again
+    assert (entry().state, entry().generation) == (LedgerState.RECORDING, 1)
+    assert len(running(stack)) == 1
+
+
+def test_a_renewal_of_a_closed_session_does_nothing(stack: Stack) -> None:
+    from tests.e2e.test_lifecycle import closed
+
+    send(stack, created())
+    command = renew_of(entry(), time.time())
+    send(stack, closed())
+    calls = len(stack.emulator.calls())
+    assert results(deliver(stack, command)) == ["renew_stale"]
+    assert len(stack.emulator.calls()) == calls
+    assert running(stack) == []
+
+
+def test_a_check_planned_before_the_last_check_is_stale(stack: Stack) -> None:
+    send(stack, created())
+    e = entry()
+    fresh = Check(
+        biz_id=BIZ_ID,
+        room_id=ROOM,
+        session=e.session,
+        at=time.time() + 600,
+        checked_at=e.checked_at,
+    )
+    assert results(deliver(stack, fresh)) == ["sweep_ok"]
+    describes = len(stack.emulator.calls("DescribeTaskInfo"))
+    assert results(deliver(stack, fresh)) == ["sweep_stale"]  # checked since it was planned
+    assert len(stack.emulator.calls("DescribeTaskInfo")) == describes
+
+
+def test_a_window_end_stops_its_task_once(stack: Stack) -> None:
+    deliver(stack, start_window())
+    end = EndWindow(biz_id=BIZ_ID, room_id="scheduled-room", session=WINDOW, at=time.time())
+    assert results(deliver(stack, end)) == ["windows_ended"]
+    assert results(deliver(stack, end)) == ["window_end_stale"]
+    assert running(stack, "scheduled-room") == []
+    assert len(stack.emulator.calls("StopRecord")) == 1
+    assert app.ledger().get(BIZ_ID, "scheduled-room", WINDOW).state is LedgerState.STOPPED
+
+
+# ------------------------------------------------------------- never by HTTP
+
+
+@pytest.mark.parametrize("route", ["room-events", "gme-callbacks"])
+def test_the_webhook_never_accepts_a_command(stack: Stack, route: str) -> None:
+    send(stack, created())
+    before = entry()
+    calls = len(stack.emulator.calls())
+    command = json.loads(renew_of(before, time.time()).body())
+    request = stack.room_event_request(command) if route == "room-events" else gme_request(command)
+    result = webhook.handler(request, stack.context("webhook"))
+    assert 400 <= result["statusCode"] < 500, result
+    body = json.loads(result["body"])
+    assert body["code"] in {"invalid_field", "command_not_accepted"}, body
+    assert len(stack.emulator.calls()) == calls  # nothing was stopped or started
+    assert entry() == before
