@@ -130,7 +130,10 @@ def test_worker_sqs_mapping_sized_for_gme_rate_limit(template: dict[str, Any]) -
 
 def test_scheduler_rule(template: dict[str, Any]) -> None:
     [rule] = resources(template, "AWS::Events::Rule").values()
-    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    env = props(template, "SchedulerLambdaFunction")["Environment"]["Variables"]
+    assert env["TICK_SECONDS"] == "60"  # the tick's budgets assume the rate it runs at
+    assert env["RECORD_QUEUE_URL"] == {"Ref": "RecordQueue"}  # deployed, it only plans
     [target] = rule["Properties"]["Targets"]
     assert target["Arn"]["Fn::GetAtt"][0] == "SchedulerLambdaFunction"
 
@@ -304,9 +307,14 @@ def test_each_role_has_only_what_its_function_needs(template: dict[str, Any]) ->
         "sqs:GetQueueAttributes",
         "ssm:GetParameter",
     }
-    assert actions_of(template, "scheduler") - optional == logs | idempotency | ledger | {
-        "ssm:GetParameter"
-    }
+    # The scheduler plans onto the queue: no idempotency table, no GME credentials.
+    assert actions_of(template, "scheduler") - optional == logs | ledger | {"sqs:SendMessage"}
+    [send] = [
+        s
+        for s in statements(role_of(template, "scheduler"))
+        if "sqs:SendMessage" in as_list(s["Action"])
+    ]
+    assert send["Resource"] == {"Fn::GetAtt": ["RecordQueue", "Arn"]}  # its own queue only
     for function in FUNCTIONS:
         for s in statements(role_of(template, function)):
             if s["Action"] == [*logs] or set(as_list(s["Action"])) == logs:
