@@ -54,6 +54,16 @@ def _credential(values: Credentials) -> Credential:
     return Credential(values[0], values[1], values[2] or None)
 
 
+def _lists(plan: RecordPlan) -> Any:
+    """The plan's allowlist or blocklist as GME's SubscribeRecordUserIds (at most one is set)."""
+    subs = models.SubscribeRecordUserIds()
+    if plan.allow_user_ids:
+        subs.SubscribeUserIds = list(plan.allow_user_ids)
+    elif plan.block_user_ids:
+        subs.UnSubscribeUserIds = list(plan.block_user_ids)
+    return subs
+
+
 class TencentGme:
     """`GmeGateway` backed by `tencentcloud-sdk-python-gme`."""
 
@@ -97,12 +107,7 @@ class TencentGme:
         req = models.StartRecordRequest()
         req.BizId, req.RoomId, req.RecordMode = biz_id, room_id, int(plan.record_mode)
         if plan.allow_user_ids or plan.block_user_ids:
-            subs = models.SubscribeRecordUserIds()
-            if plan.allow_user_ids:
-                subs.SubscribeUserIds = list(plan.allow_user_ids)
-            else:
-                subs.UnSubscribeUserIds = list(plan.block_user_ids)
-            req.SubscribeRecordUserIds = subs
+            req.SubscribeRecordUserIds = _lists(plan)
         resp = self._call("StartRecord", req)
         if resp.TaskId is None:
             # The SDK turns an error body with an unexpected Content-Type into an empty model.
@@ -115,6 +120,14 @@ class TencentGme:
         req = models.StopRecordRequest()
         req.BizId, req.TaskId = biz_id, int(task_id)
         self._call("StopRecord", req)
+
+    def modify_record(self, biz_id: int, task_id: str, plan: RecordPlan) -> None:
+        req = models.ModifyRecordInfoRequest()
+        req.BizId, req.TaskId, req.RecordMode = biz_id, int(task_id), int(plan.record_mode)
+        # Always sent, empty ({}) when the plan records everyone: GME documents no meaning for
+        # an omitted list on a running task, so the new lists are never left to a guess.
+        req.SubscribeRecordUserIds = _lists(plan)
+        self._call("ModifyRecordInfo", req)
 
     def describe_record_info(self, biz_id: int, task_id: str) -> tuple[RecordStream, ...]:
         req = models.DescribeRecordInfoRequest()

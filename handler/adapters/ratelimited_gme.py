@@ -110,6 +110,9 @@ class RateLimitedGme:
     def stop_record(self, biz_id: int, task_id: str) -> None:
         self._call("StopRecord", lambda: self._inner.stop_record(biz_id, task_id))
 
+    def modify_record(self, biz_id: int, task_id: str, plan: RecordPlan) -> None:
+        self._call("ModifyRecordInfo", lambda: self._inner.modify_record(biz_id, task_id, plan))
+
     def describe_record_info(self, biz_id: int, task_id: str) -> tuple[RecordStream, ...]:
         return self._call(
             "DescribeRecordInfo", lambda: self._inner.describe_record_info(biz_id, task_id)

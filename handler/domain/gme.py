@@ -98,13 +98,18 @@ class RecordStream:
 
 
 class GmeGateway(Protocol):
-    """The GME calls the recorder makes, and the one operators ask for a task's streams.
-    Implementations raise `GmeError`."""
+    """The GME calls the recorder makes, the one operators ask for a task's streams, and the
+    one that brings a running task to a new plan. Implementations raise `GmeError`."""
 
     def describe_task(self, biz_id: int, room_id: str) -> RunningTask | None: ...
 
     def start_record(self, biz_id: int, room_id: str, plan: RecordPlan) -> str: ...
 
     def stop_record(self, biz_id: int, task_id: str) -> None: ...
+
+    def modify_record(self, biz_id: int, task_id: str, plan: RecordPlan) -> None:
+        """ModifyRecordInfo: the running task records by `plan` from now on, lists included
+        (a plan without lists records everyone, whatever the task had)."""
+        ...
 
     def describe_record_info(self, biz_id: int, task_id: str) -> tuple[RecordStream, ...]: ...

@@ -232,6 +232,39 @@ def test_modify_record_info(emu: GmeEmulator, client: Any) -> None:
     assert sdk_error(lambda: client.ModifyRecordInfo(req)).code == "ResourceNotFound.TaskNotFound"
 
 
+def test_modify_record_info_refusals_change_nothing(emu: GmeEmulator, client: Any) -> None:
+    task_id = start(client, mode=2, allow=["a"]).TaskId
+    before = emu.tasks()
+    common = make_common(emu)
+    refused = [
+        ({"BizId": OTHER_BIZ, "TaskId": task_id, "RecordMode": 1}, "ResourceNotFound.TaskNotFound"),
+        ({"BizId": BIZ, "TaskId": task_id + 1, "RecordMode": 1}, "ResourceNotFound.TaskNotFound"),
+        ({"BizId": BIZ, "TaskId": 0, "RecordMode": 1}, "InvalidParameterValue.InvalidTaskId"),
+        ({"BizId": BIZ, "TaskId": str(task_id), "RecordMode": 1}, "InvalidParameter"),
+        ({"BizId": BIZ, "TaskId": task_id, "RecordMode": 1, "RoomId": "r"}, "UnknownParameter"),
+        (
+            {
+                "BizId": BIZ,
+                "TaskId": task_id,
+                "RecordMode": 1,
+                "SubscribeRecordUserIds": {"SubscribeUserIds": ["a"], "UnSubscribeUserIds": ["b"]},
+            },
+            "InvalidParameterValue.InvalidSubscribeRecordUserIds",
+        ),
+    ]
+    for params, code in refused:
+        assert sdk_error(lambda p=params: common.call_json("ModifyRecordInfo", p)).code == code
+    assert emu.tasks() == before
+    # An empty lists object (what the SDK sends for an empty model) records everyone again.
+    common.call_json(
+        "ModifyRecordInfo",
+        {"BizId": BIZ, "TaskId": task_id, "RecordMode": 3, "SubscribeRecordUserIds": {}},
+    )
+    (task,) = emu.tasks()
+    assert (task.record_mode, task.subscribe_user_ids, task.unsubscribe_user_ids) == (3, (), ())
+    assert describe_task(client).RecordMode == 3
+
+
 def test_describe_record_info(emu: GmeEmulator, client: Any) -> None:
     task_id = start(client, room="r-9", mode=3, allow=["u7"]).TaskId
     req = models.DescribeRecordInfoRequest()
