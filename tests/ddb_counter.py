@@ -20,6 +20,8 @@ class DynamoDBCounter:
         target = urlsplit(upstream)
         self.calls: Counter[tuple[str, str]] = Counter()
         self.items_read: Counter[str] = Counter()
+        #: Requests refused on a condition (billed, like any write).
+        self.refused: Counter[str] = Counter()
         self._lock = threading.Lock()
         counter = self
 
@@ -67,11 +69,14 @@ class DynamoDBCounter:
         with self._lock:
             self.calls[(op, table)] += 1
             self.items_read[table] += read
+            if "ConditionalCheckFailed" in str(got.get("__type", "")):
+                self.refused[table] += 1
 
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
             self.items_read.clear()
+            self.refused.clear()
 
     def requests(self, table: str | None = None) -> int:
         return sum(n for (_, t), n in self.calls.items() if table is None or t == table)

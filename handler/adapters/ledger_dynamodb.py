@@ -112,6 +112,7 @@ class DynamoDBLedger:
                 current, version = _parse(
                     self._table.get_item(Key=key, ConsistentRead=True).get("Item")
                 )
+                self._remember(key, current, version)
                 confirmed = True
                 continue
             condition: dict[str, Any] = (
@@ -132,6 +133,7 @@ class DynamoDBLedger:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
                 current, version = _parse_raw(exc.response.get("Item"))
+                self._remember(key, current, version)
                 confirmed = True
                 continue
             self._remember(key, updated, version + 1)

@@ -202,11 +202,25 @@ def test_dynamodb_round_trips_of_a_new_room_and_of_its_close(
         result = webhook.handler(stack.room_event_request(doc), stack.context("webhook"))
         assert json.loads(result["body"])["status"] == "started"
         start = dict(counter.calls)
+        assert counter.refused[ledger] == 0
         closed = {**load_event("room-closed.json"), "room_id": "ranked-rt", "session": "s1"}
         counter.reset()
         result = webhook.handler(stack.room_event_request(closed), stack.context("webhook"))
         assert json.loads(result["body"])["status"] == "stopped"
         close = dict(counter.calls)
+        # A close in a process that never saw the entry (another function instance) reads
+        # first instead of guessing "absent" (a refused put is billed as a write).
+        again = {**doc, "session": "s2"}
+        webhook.handler(stack.room_event_request(again), stack.context("webhook"))
+        app.reset()
+        counter.reset()
+        closed_elsewhere = {**closed, "session": "s2", "id": "evt-close-s2"}
+        result = webhook.handler(
+            stack.room_event_request(closed_elsewhere), stack.context("webhook")
+        )
+        assert json.loads(result["body"])["status"] == "stopped"
+        assert counter.refused[ledger] == 0
+        assert counter.calls[("GetItem", ledger)] == 1
     print(f"new room: {start}\nclose: {close}")
     by_table = {t: sum(n for (_, x), n in start.items() if x == t) for t in (idem, ledger)}
     assert by_table[ledger] == 2  # `starting` and the outcome: one conditional put each
