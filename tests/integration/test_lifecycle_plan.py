@@ -1,0 +1,84 @@
+"""What one tick plans, on a real SQLite ledger: the sweep's share of GME's pace per tick (far
+beyond the old cap of 50, bounded by SWEEP_BATCH), renewals oldest first, and the settings'
+arithmetic that makes a 50,000-session sweep cycle fit in an hour; bad settings are refused
+naming the variable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from handler.adapters.ledgers import build_ledger
+from handler.config import ConfigError, Settings
+from handler.domain.commands import Check, Renew
+from handler.domain.decision import Decision, RecordPlan
+from handler.domain.ledger import GME_TASK_CAP_SECONDS, Ledger
+from handler.domain.ledger_rules import after_outcome, starting
+from handler.domain.outcome import Outcome, OutcomeStatus
+from handler.domain.schedule import parse_schedules
+from handler.lifecycle.plan import Planner
+from handler.lifecycle.settings import LifecycleSettings
+
+BIZ = 1400000000
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+DECISION = Decision(record=True, rule="r", reason="test", policy_version="v", plan=RecordPlan())
+
+
+def ledger_with(tmp_path: Path, sessions: int, started_at: float) -> Ledger:
+    ledger = build_ledger(f"sqlite:///{tmp_path}/ledger.db", 30 * 86400)
+    for i in range(sessions):
+        key = (BIZ, f"room-{i}", "s")
+        ledger.update(*key, starting(*key, DECISION, started_at + i))
+        started = Outcome(status=OutcomeStatus.STARTED, task_id=str(10**18 + i))
+        ledger.update(*key, after_outcome(started, started_at + i))
+    return ledger
+
+
+def planner(ledger: Ledger, **env: str) -> Planner:
+    return Planner(ledger, lambda: parse_schedules(None), LifecycleSettings.from_env(env))
+
+
+def test_a_tick_plans_the_sweeps_pace_share_far_beyond_the_old_cap(tmp_path: Path) -> None:
+    ledger = ledger_with(tmp_path, 1200, NOW.timestamp() - 3600)
+    checks = [c for c in planner(ledger).plan(NOW, claim=False) if isinstance(c, Check)]
+    assert len(checks) == 900  # 15/s x 60 s: one minute of DescribeTaskInfo at the sweep's share
+    assert len({c.key for c in checks}) == 900
+    capped = [c for c in planner(ledger, SWEEP_BATCH="100").plan(NOW, claim=False)]
+    assert sum(isinstance(c, Check) for c in capped) == 100
+
+
+def test_renewals_are_planned_oldest_first_a_pace_share_per_tick(tmp_path: Path) -> None:
+    ledger = ledger_with(tmp_path, 30, NOW.timestamp() - GME_TASK_CAP_SECONDS + 1800)
+    plan = planner(ledger, RENEW_CALLS_PER_SECOND="0.2", SWEEP_MIN_AGE_SECONDS="999999")
+    renewals = [c for c in plan.plan(NOW, claim=False) if isinstance(c, Renew)]
+    assert [r.room_id for r in renewals] == [f"room-{i}" for i in range(12)]  # 0.2 x 60 s
+    assert all(r.generation == 0 and r.task_id for r in renewals)
+
+
+def test_the_defaults_sweep_50000_sessions_within_an_hour_under_the_fleet_pace() -> None:
+    s = LifecycleSettings.from_env({})
+    assert s.checks_per_tick * (3600 / s.tick_seconds) >= 50_000
+    assert s.sweep_calls_per_second < Settings().gme_rate_limit_per_second  # room for adoption
+    burst = s.renew_calls_per_second * (s.renew_before_seconds - s.tick_seconds)
+    assert burst >= 5_000  # a burst of 5,000 starts is renewed before the cap
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"RENEW_BEFORE_SECONDS": "100"}, "RENEW_BEFORE_SECONDS must be at least 2 x TICK_SECONDS"),
+        ({"TICK_DEADLINE_SECONDS": "0"}, "TICK_DEADLINE_SECONDS:"),
+        ({"TICK_SECONDS": "soon"}, "TICK_SECONDS:"),
+        ({"RENEW_CALLS_PER_SECOND": "25"}, "RENEW_CALLS_PER_SECOND:"),
+        ({"SWEEP_CALLS_PER_SECOND": "-1"}, "SWEEP_CALLS_PER_SECOND:"),
+    ],
+)
+def test_bad_lifecycle_settings_are_refused_naming_the_variable(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        LifecycleSettings.from_env(env)
+    assert named in str(refused.value)
+    assert "Value error" not in str(refused.value)
