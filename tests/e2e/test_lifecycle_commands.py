@@ -153,13 +153,17 @@ def test_a_window_end_stops_its_task_once(stack: Stack) -> None:
 # ------------------------------------------------------------- never by HTTP
 
 
-@pytest.mark.parametrize("route", ["room-events", "gme-callbacks"])
+@pytest.mark.parametrize("route", ["room-events", "trtc", "gme-callbacks"])
 def test_the_webhook_never_accepts_a_command(stack: Stack, route: str) -> None:
     send(stack, created())
     before = entry()
     calls = len(stack.emulator.calls())
     command = json.loads(renew_of(before, time.time()).body())
-    request = stack.room_event_request(command) if route == "room-events" else gme_request(command)
+    request = {
+        "room-events": lambda: stack.room_event_request(command),
+        "trtc": lambda: stack.trtc_request(command),
+        "gme-callbacks": lambda: gme_request(command),
+    }[route]()
     result = webhook.handler(request, stack.context("webhook"))
     assert 400 <= result["statusCode"] < 500, result
     body = json.loads(result["body"])
