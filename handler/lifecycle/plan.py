@@ -87,21 +87,34 @@ class Planner:
                 return
 
     def renewals(self, now: float) -> Iterator[Renew]:
+        """The oldest tasks first, `renewals_per_tick` of them. Entries that need no renewal
+        (their window or `max_duration` ends before the cap) do not use up the budget: the
+        query is read further, a doubled page at a time, until the budget is planned."""
         started_before = now - (GME_TASK_CAP_SECONDS - self.settings.renew_before_seconds)
-        for entry in self.ledger.nearing_cap(started_before, self.settings.renewals_per_tick):
-            started = entry.task_started_at or now
-            if entry.ends_at is not None and entry.ends_at <= started + GME_TASK_CAP_SECONDS:
-                continue  # the window ends before the cap: its end stops it
-            if entry.task_id is None or entry.closed:
-                continue
-            yield Renew(
-                biz_id=entry.biz_id,
-                room_id=entry.room_id,
-                session=entry.session,
-                at=now,
-                generation=entry.generation,
-                task_id=entry.task_id,
-            )
+        budget = self.settings.renewals_per_tick
+        limit, seen, planned = budget, 0, 0
+        while planned < budget:
+            page = self.ledger.nearing_cap(started_before, limit)
+            for entry in page[seen:]:
+                if planned == budget:
+                    return
+                started = entry.task_started_at or now
+                if entry.ends_at is not None and entry.ends_at <= started + GME_TASK_CAP_SECONDS:
+                    continue  # it ends before the cap: its window end or time limit stops it
+                if entry.task_id is None or entry.closed:
+                    continue
+                planned += 1
+                yield Renew(
+                    biz_id=entry.biz_id,
+                    room_id=entry.room_id,
+                    session=entry.session,
+                    at=now,
+                    generation=entry.generation,
+                    task_id=entry.task_id,
+                )
+            if len(page) < limit:
+                return
+            seen, limit = len(page), limit * 2
 
     def checks(self, now: float) -> Iterator[Check]:
         checked_before = now - self.settings.sweep_min_age_seconds

@@ -26,11 +26,20 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DECISION = Decision(record=True, rule="r", reason="test", policy_version="v", plan=RecordPlan())
 
 
-def ledger_with(tmp_path: Path, sessions: int, started_at: float) -> Ledger:
+def ledger_with(
+    tmp_path: Path,
+    sessions: int,
+    started_at: float,
+    ends_after: float | None = None,
+    first: int = 0,
+) -> Ledger:
+    """Recording entries room-<first>..., started a second apart from `started_at`; with
+    `ends_after`, each ends that long after its start (a window or a `max_duration`)."""
     ledger = build_ledger(f"sqlite:///{tmp_path}/ledger.db", 30 * 86400)
-    for i in range(sessions):
+    for i in range(first, first + sessions):
         key = (BIZ, f"room-{i}", "s")
-        ledger.update(*key, starting(*key, DECISION, started_at + i))
+        ends_at = None if ends_after is None else started_at + i + ends_after
+        ledger.update(*key, starting(*key, DECISION, started_at + i, ends_at))
         started = Outcome(status=OutcomeStatus.STARTED, task_id=str(10**18 + i))
         ledger.update(*key, after_outcome(started, started_at + i))
     return ledger
@@ -55,6 +64,15 @@ def test_renewals_are_planned_oldest_first_a_pace_share_per_tick(tmp_path: Path)
     renewals = [c for c in plan.plan(NOW, claim=False) if isinstance(c, Renew)]
     assert [r.room_id for r in renewals] == [f"room-{i}" for i in range(12)]  # 0.2 x 60 s
     assert all(r.generation == 0 and r.task_id for r in renewals)
+
+
+def test_sessions_ending_before_the_cap_do_not_use_up_the_renewal_budget(tmp_path: Path) -> None:
+    oldest = NOW.timestamp() - GME_TASK_CAP_SECONDS + 1800
+    ledger_with(tmp_path, 40, oldest, ends_after=GME_TASK_CAP_SECONDS - 600)  # end first
+    ledger = ledger_with(tmp_path, 12, oldest + 100, first=40)
+    plan = planner(ledger, RENEW_CALLS_PER_SECOND="0.2", SWEEP_MIN_AGE_SECONDS="999999")
+    renewals = [c for c in plan.plan(NOW, claim=False) if isinstance(c, Renew)]
+    assert [r.room_id for r in renewals] == [f"room-{i}" for i in range(40, 52)]
 
 
 def test_the_defaults_sweep_50000_sessions_within_an_hour_under_the_fleet_pace() -> None:
