@@ -23,7 +23,7 @@ from handler.domain.decision import Decision
 from handler.domain.events import EventKind, InboundFormat, RoomEvent
 from handler.domain.gme import GmeError
 from handler.domain.inbound import IgnoredEvent
-from handler.domain.ledger import Ledger, LedgerEntry, LedgerState
+from handler.domain.ledger import DecidedOn, Ledger, LedgerEntry, LedgerState
 from handler.domain.ledger_rules import (
     after_outcome,
     callback,
@@ -110,8 +110,9 @@ class RecordingService:
         now = self._clock() if at is None else at
         if event.format is InboundFormat.TRTC and self._trtc_closed_since(event):
             self.ledger.update(*key, closing(*key, now, "TRTC room dismissed"))
+        facts = DecidedOn.of(event)
         entry = self.ledger.update(
-            *key, starting(*key, decision, now, ends_at, f"event {event.event_id}")
+            *key, starting(*key, decision, now, ends_at, f"event {event.event_id}", facts)
         )
         if entry is not None and entry.closed:
             return report_outcome(event, decision, _closed_outcome(entry))

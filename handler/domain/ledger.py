@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from handler.domain.decision import RecordMode, RecordPlan
 from handler.domain.durations import format_duration
+from handler.domain.events import EventSource, InboundFormat, RoomEvent, Scalar
 
 #: GME ends every recording task 24 hours after it started.
 GME_TASK_CAP_SECONDS = 24 * 3600
@@ -30,6 +31,8 @@ MAX_ENTRY_BYTES = 64 * 1024
 HISTORY_BYTES = 24 * 1024
 FILES_BYTES = 16 * 1024
 CALLBACK_KEYS_BYTES = 8 * 1024
+#: The room event's attributes kept for deciding the session again (`DecidedOn`).
+ATTRIBUTES_BYTES = 8 * 1024
 #: `end_reason` of an entry whose `ends_at` is its policy's `max_duration`, not a window's end.
 MAX_DURATION_END = "max_duration"
 #: One history line's detail, and the last error kept (GME messages, file lists).
@@ -60,6 +63,31 @@ class HistoryItem(BaseModel):
     task_id: str | None = None
 
 
+class DecidedOn(BaseModel):
+    """What the policy decided a session on, kept so that a changed policy can decide it again
+    (`apply_to_running`): the room event's time, trigger, format and attributes. Attributes
+    over `ATTRIBUTES_BYTES` are not kept (None): such a session keeps the plan it started with."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    occurred_at: float
+    source: EventSource
+    format: InboundFormat
+    attributes: dict[str, Scalar] | None = None
+
+    @classmethod
+    def of(cls, event: RoomEvent) -> DecidedOn:
+        attributes: dict[str, Scalar] | None = dict(event.attributes)
+        if utf8_bytes(json.dumps(attributes, ensure_ascii=False)) > ATTRIBUTES_BYTES:
+            attributes = None
+        return cls(
+            occurred_at=event.occurred_at.timestamp(),
+            source=event.source,
+            format=event.format,
+            attributes=attributes,
+        )
+
+
 class LedgerEntry(BaseModel):
     """Everything known about one room session's recording. TaskIds are strings (> 2**53)."""
 
@@ -77,6 +105,8 @@ class LedgerEntry(BaseModel):
     block_user_ids: tuple[str, ...] = ()
     rule: str | None = None
     policy_version: str | None = None
+    #: The event the policy decided on (None: a schedule's claim, or an entry from before).
+    decided_on: DecidedOn | None = None
     created_at: float
     updated_at: float
     task_started_at: float | None = None

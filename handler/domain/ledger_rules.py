@@ -18,6 +18,7 @@ from handler.domain.ledger import (
     MAX_DURATION_END,
     CallbackNote,
     Change,
+    DecidedOn,
     LedgerEntry,
     LedgerState,
     clip,
@@ -36,10 +37,12 @@ def starting(
     at: float,
     ends_at: float | None = None,
     detail: str = "",
+    decided_on: DecidedOn | None = None,
 ) -> Change:
     """The policy (or a schedule) decided; written before StartRecord so a crash is visible.
     `ends_at` is a window's end; the decision's `max_duration_seconds`, counted from when the
-    session was first decided (a retry never extends it), ends it earlier if it comes first."""
+    session was first decided (a retry never extends it), ends it earlier if it comes first.
+    `decided_on` keeps the event, so a changed policy can decide the session again."""
     plan = decision.plan
     fields: dict[str, object] = {
         "rule": decision.rule,
@@ -47,6 +50,8 @@ def starting(
         "ends_at": ends_at,
         "end_reason": None,
     }
+    if decided_on is not None:
+        fields["decided_on"] = decided_on
     if plan is not None:
         fields.update(
             record_mode=plan.record_mode,
@@ -214,6 +219,36 @@ def task_lost(generation: int, at: float, detail: str) -> Change:
         return entry.changed(
             at, state=state, task_id=None, task_started_at=None, generation=generation
         ).noted(at, "task lost", detail, entry.task_id)
+
+    return change
+
+
+def following(
+    decision: Decision, task_id: str, at: float, detail: str = "", modified: bool = False
+) -> Change:
+    """The running task `task_id` now follows `decision` of a changed policy: the entry takes
+    its rule, version and plan. `modified`: GME was told (ModifyRecordInfo), which is noted;
+    otherwise the plan was already right and only the version moves, quietly. Anything but
+    that task still recording (closed, renewed, stopped meanwhile) is left alone."""
+
+    def change(entry: LedgerEntry | None) -> LedgerEntry | None:
+        if entry is None or entry.closed or entry.task_id != task_id:
+            return None
+        if entry.state is not LedgerState.RECORDING:
+            return None
+        fields: dict[str, object] = {
+            "rule": decision.rule,
+            "policy_version": decision.policy_version,
+        }
+        if decision.plan is not None:
+            fields.update(
+                record_mode=decision.plan.record_mode,
+                allow_user_ids=decision.plan.allow_user_ids,
+                block_user_ids=decision.plan.block_user_ids,
+            )
+        if not modified:
+            return entry.model_copy(update=fields)  # not a change of the recording
+        return entry.changed(at, **fields).noted(at, "modify", detail, task_id)
 
     return change
 

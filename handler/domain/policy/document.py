@@ -271,6 +271,9 @@ class Action(BaseModel):
     max_concurrent: Annotated[StrictInt, Field(ge=1)] | None = None
     #: The user's spelling (`6h`, `90m`, seconds, or `none`); unset: the 6 h default.
     max_duration: StrictInt | str | None = None
+    #: Running sessions this rule decided follow a changed policy (ModifyRecordInfo or
+    #: StopRecord at the next ticks); unset or false: a plan is kept as it started.
+    apply_to_running: StrictBool | None = None
 
     @field_validator("max_duration", mode="before")
     @classmethod
@@ -341,6 +344,11 @@ class Action(BaseModel):
         return round(self.sample_percent * SAMPLE_BUCKETS / 100)
 
     @property
+    def follows_changes(self) -> bool:
+        """Whether the sessions this action decided are brought to a changed policy."""
+        return self.apply_to_running is True
+
+    @property
     def max_duration_seconds(self) -> int | None:
         """How long a session this action records may record (None: no limit, or a skip)."""
         if self.action == "skip" or self.max_duration == NO_LIMIT:
@@ -393,5 +401,14 @@ class PolicyDocument(BaseModel):
 #: Keys added after the first release of format 1; left out of the hash while unset, so the
 #: version of a document written before them does not change.
 LATER_KEYS = frozenset(
-    {"sample_percent", "max_concurrent", "max_duration", "timezone", "time_of_day", "days", "dates"}
+    {
+        "sample_percent",
+        "max_concurrent",
+        "max_duration",
+        "apply_to_running",
+        "timezone",
+        "time_of_day",
+        "days",
+        "dates",
+    }
 )

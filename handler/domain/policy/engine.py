@@ -61,6 +61,10 @@ class Policy:
         self._rules = tuple(self._compile(rule.name, rule) for rule in document.rules)
         self._default = self._compile(DEFAULT_RULE, document.default)
         self._any, self._by_biz = _index(document.rules)
+        #: Rules (and `default`) whose running sessions follow this document (apply_to_running).
+        self.followed_rules = tuple(
+            r.name for r in (*self._rules, self._default) if r.action.follows_changes
+        )
         self._firsts = tuple(first_chars(rule.when) for rule in document.rules)
         #: (BizId or None for "named by no rule", first room_id character) -> rules to try.
         #: Bounded: named BizIds + 1 times the 94 printable characters a room_id starts with.
