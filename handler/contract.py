@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from handler.domain.callbacks import GmeCallbackBody
 from handler.domain.inbound import RoomEventV1, TrtcCallback
 from handler.domain.outcome import Outcome
 from handler.ingest import Route
@@ -62,12 +63,13 @@ _COMMON: dict[int, tuple[str, type[BaseModel]]] = {
         ErrorBody,
     ),
     401: (
-        "signature missing or wrong, timestamp stale, SdkAppId mismatch, key not configured",
+        "signature missing or wrong, timestamp stale, SdkAppId missing or mismatched, key not "
+        "configured",
         ErrorBody,
     ),
     413: ("body larger than MAX_BODY_BYTES", ErrorBody),
     415: ("Content-Type is not application/json", ErrorBody),
-    422: ("a field is missing or invalid; `field` names it", ErrorBody),
+    422: ("a field is missing or invalid, or a number not finite; `field` names it", ErrorBody),
     503: (
         "not done yet (queue unavailable, GME retryable error, misconfigured); retry",
         ErrorBody,
@@ -100,28 +102,27 @@ _HEADERS: dict[Route, list[tuple[str, str]]] = {
         ("Sign", "base64(HMAC-SHA256(key, raw body))"),
         (
             "SdkAppId",
-            "TRTC SdkAppId, used as the GME BizId; a key bound to an app (TRTC_CALLBACK_KEY "
-            "entry SDKAPPID:key) verifies only that app's requests, else 401 bad_signature",
+            "TRTC SdkAppId, used as the GME BizId; each key verifies only its app's requests "
+            "(TRTC_CALLBACK_KEY entry SDKAPPID:key, or a bare key for the apps of "
+            "TRTC_SDK_APP_ID), else 401 bad_signature; without it 401 missing_app_id",
         ),
     ],
     Route.GME_CALLBACK: [("Signature", "HMAC-SHA1(key, raw body), base64 or hex")],
 }
 
-GME_CALLBACK_SCHEMA: dict[str, Any] = {
-    "title": "GmeRecordingCallback",
-    "type": "object",
-    "required": ["Timestamp", "EventType"],
-    "properties": {
-        "BizID": {"type": "integer"},
-        "RoomID": {"type": "string"},
-        "UserID": {"type": "string"},
-        "TaskID": {"type": "integer"},
-        "RecordMode": {"type": "integer"},
-        "Timestamp": {"type": "integer", "description": "Unix seconds, within ±300 s"},
-        "EventType": {"type": "integer", "enum": [1, 2, 3]},
-        "Detail": {"type": "object"},
-    },
-}
+
+def gme_callback_schema() -> dict[str, Any]:
+    """The callback's wire model, with `Timestamp` required: the webhook's freshness check
+    needs it (a queue message may go without)."""
+    schema = GmeCallbackBody.model_json_schema(ref_template=REF)
+    schema["properties"]["Timestamp"] = {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 2**63 - 1,
+        "description": "Unix seconds, within ±300 s",
+    }
+    schema["required"] = sorted({*schema.get("required", ()), "Timestamp"})
+    return schema
 
 
 def room_event_schema() -> dict[str, Any]:
@@ -139,7 +140,7 @@ def _request_schema(route: Route) -> dict[str, Any]:
     elif route is Route.TRTC:
         schema = TrtcCallback.model_json_schema(ref_template=REF)
     else:
-        return GME_CALLBACK_SCHEMA
+        schema = gme_callback_schema()
     return schema
 
 
@@ -165,7 +166,11 @@ def openapi() -> dict[str, Any]:
         api.get_openapi_json_schema(
             title="gme-autorecord webhook",
             version=VERSION,
-            description="Signed room events in; recordings started once per room session.",
+            description=(
+                "Signed room events in; recordings started once per room session. An integer "
+                "field takes a JSON integer, or below 2^53 a number with a zero fraction (2.0); "
+                "a number that overflows to infinity (1e400) is refused, 422 non_finite_number."
+            ),
         )
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})

@@ -8,34 +8,37 @@ treating it as "valid, no room action", and only the service reads the extra fie
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handler.domain.events import InboundFormat
-from handler.domain.inbound import IgnoredEvent, InvalidEvent
+from handler.domain.inbound import IgnoredEvent, InvalidEvent, JsonInt
 from handler.domain.ledger import CallbackNote
 
 EVENT_NAMES = {1: "recording started", 2: "recording finished", 3: "file uploaded"}
 
 
-class _Detail(BaseModel):
+class GmeCallbackDetail(BaseModel):
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
-    SeqNo: int = Field(default=0, ge=0)
+    SeqNo: Annotated[int, Field(ge=0, lt=2**63), JsonInt] = 0
     FileName: str | None = Field(default=None, max_length=1024)
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", defer_build=True)
+class GmeCallbackBody(BaseModel):
+    """The wire model (also the published request schema of the callback route)."""
 
-    BizID: int = Field(gt=0, lt=2**63)
+    model_config = ConfigDict(extra="ignore", defer_build=True, title="GmeRecordingCallback")
+
+    BizID: Annotated[int, Field(gt=0, lt=2**63), JsonInt]
     RoomID: str = Field(min_length=1, max_length=127)
-    UserID: str | int | None = None
-    TaskID: int = Field(gt=0, lt=2**64)
-    EventType: int = Field(ge=1, le=3)
-    Timestamp: int | None = None
-    Detail: _Detail = Field(default_factory=_Detail)
+    UserID: str | Annotated[int, JsonInt] | None = None
+    TaskID: Annotated[int, Field(gt=0, lt=2**64), JsonInt]
+    EventType: Annotated[int, Field(ge=1, le=3), JsonInt]
+    #: Required by the webhook (its freshness check, ±300 s); optional on the queue.
+    Timestamp: Annotated[int, JsonInt] | None = None
+    Detail: GmeCallbackDetail = Field(default_factory=GmeCallbackDetail)
 
 
 class RecordingCallback(IgnoredEvent):
@@ -59,7 +62,7 @@ class RecordingCallback(IgnoredEvent):
 
 def parse_gme_callback(doc: dict[str, Any]) -> RecordingCallback:
     try:
-        wire = _Wire.model_validate(doc)
+        wire = GmeCallbackBody.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"])

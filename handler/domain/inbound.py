@@ -6,11 +6,21 @@ by the webhook and the queue worker so both accept exactly the same formats with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from handler.domain import safejson
 
@@ -34,6 +44,24 @@ MAX_ENVELOPE_DEPTH = 3
 #: What the published schema promises for `time` (RFC 3339 with a zone); the parser accepts any
 #: ISO 8601 date-time that carries a zone.
 RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+
+
+#: Below this a float holds every integer exactly.
+EXACT_FLOAT_INTS = 2**53
+
+
+def json_int(value: Any) -> Any:
+    """A JSON number that is an integer by value is one: `2.0` is `2`, as JSON Schema's
+    `integer` (and so the published contract) says. Only below 2^53, where a float holds every
+    integer exactly; above, a fraction or exponent may already have rounded the number, so it is
+    left as a float for the model to refuse."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_FLOAT_INTS:
+        return int(value)
+    return value
+
+
+#: An integer field of a wire model: `Annotated[int, JsonInt]`.
+JsonInt = BeforeValidator(json_int)
 
 
 class InvalidEvent(ValueError):
@@ -77,7 +105,7 @@ class RoomEventV1(BaseModel):
     type: Literal["room.created", "room.closed"]
     id: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
     time: Annotated[datetime, Field(json_schema_extra={"pattern": RFC3339})]
-    biz_id: BizId
+    biz_id: Annotated[BizId, JsonInt]
     room_id: RoomId
     session: Session
     attributes: dict[
@@ -98,13 +126,45 @@ class RoomEventV1(BaseModel):
         )
 
 
+#: A TRTC timestamp: a JSON integer in 0 … 2^63-1.
+TrtcInt = Annotated[int, Field(ge=0, lt=2**63), JsonInt]
+ROOM_PATTERN = r"^[\x21-\x7e]+$"
+_ROOM = re.compile(ROOM_PATTERN)
+
+
+def _trtc_room(value: int | str) -> int | str:
+    """One check (and so one field name in the error) for both kinds of room id."""
+    if isinstance(value, int):
+        if not 0 <= value < 2**63:
+            raise ValueError("a numeric RoomId must be in 0 … 2^63-1")
+    elif not (len(value) <= 127 and _ROOM.fullmatch(value)):
+        raise ValueError("a RoomId must be 1-127 printable ASCII characters, no spaces")
+    return value
+
+
+#: TRTC rooms are numbers (`RoomId`) or text with the rules of every room id (`strRoomId`).
+TrtcRoomId = Annotated[
+    int | str,
+    JsonInt,
+    AfterValidator(_trtc_room),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                {"type": "string", "minLength": 1, "maxLength": 127, "pattern": ROOM_PATTERN},
+            ]
+        }
+    ),
+]
+
+
 class TrtcEventInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    RoomId: int | str
-    EventTs: int | None = Field(default=None, ge=0)
-    EventMsTs: int | None = Field(default=None, ge=0)
-    UserId: str | int | None = None
+    RoomId: TrtcRoomId
+    EventTs: TrtcInt | None = None
+    EventMsTs: TrtcInt | None = None
+    UserId: str | Annotated[int, JsonInt] | None = None
 
 
 class TrtcCallback(BaseModel):
@@ -112,9 +172,9 @@ class TrtcCallback(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    EventGroupId: int
-    EventType: int
-    CallbackTs: int = Field(ge=0)
+    EventGroupId: Annotated[int, JsonInt]
+    EventType: Annotated[int, JsonInt]
+    CallbackTs: TrtcInt
     EventInfo: TrtcEventInfo
 
 

@@ -421,11 +421,21 @@ def test_room_id_with_control_space_or_non_ascii_is_refused(room_id: str) -> Non
     assert (info.value.code, info.value.field) == ("invalid_field", "room_id")
 
 
-@pytest.mark.parametrize("biz_id", [True, False, 2**63, 2**64, 0, -1, 1.0, "1", None])
+@pytest.mark.parametrize(
+    "biz_id", [True, False, 2**63, 2**64, 0, -1, 1.5, 2.0**53, 1e300, "1", None]
+)
 def test_bad_biz_id_is_refused(biz_id: Any) -> None:
     with pytest.raises(InvalidEvent) as info:
         parse_room_event_v1(room_event_v1(biz_id=biz_id))
     assert (info.value.code, info.value.field) == ("invalid_field", "biz_id")
+
+
+@pytest.mark.parametrize("biz_id", [1400000000.0, 2.0**53 - 1])
+def test_an_integral_float_biz_id_below_2_53_is_that_integer(biz_id: float) -> None:
+    """JSON Schema's `integer` (the published contract) counts 1400000000.0 as an integer."""
+    event = parse_room_event_v1(room_event_v1(biz_id=biz_id))
+    assert event.biz_id == int(biz_id)
+    assert type(event.biz_id) is int
 
 
 def test_largest_biz_id_is_accepted() -> None:

@@ -53,7 +53,7 @@ def test_trtc_body_naming_the_same_app_is_accepted(stack: Stack) -> None:
     assert (status, body["status"]) == (200, "started")
 
 
-@pytest.mark.parametrize("stamp", ["1795467600123", 1.5e12, None, True, 10**400])
+@pytest.mark.parametrize("stamp", ["1795467600123", 1.5e12 + 0.5, None, True, 10**400])
 def test_trtc_callback_ts_that_is_not_a_sane_integer_is_refused(stack: Stack, stamp: Any) -> None:
     doc = trtc_doc(CallbackTs=stamp)
     if stamp is None:
@@ -137,7 +137,7 @@ def test_depth_32_is_still_parsed(stack: Stack) -> None:
         ("biz_id", 0),
         ("biz_id", 2**63),
         ("biz_id", True),
-        ("biz_id", 1400000000.0),
+        ("biz_id", 1400000000.5),
     ],
     ids=["long-attribute", "65-attributes", "nested-attribute", "room-id-128", "room-id-space",
          "biz-id-0", "biz-id-2^63", "biz-id-bool", "biz-id-float"],
