@@ -128,6 +128,9 @@ smoke:
 	@echo "SKIPPED: make smoke builds Linux wheels; tests/deploy/test_artifact_runs.py will skip"
 endif
 
+# Modules of the command line and the local stack, which Lambda never imports.
+LOCAL_ONLY := __main__.py local.py runner.py stack.py preflight.py locallog.py sending.py
+
 # The zip Lambda runs: dependencies + handler/ + policies/, without the local runner, tests,
 # emulator, bench, events or caches. Rebuilt every time (a second or two). Its optional parts
 # (EXTRAS) are written beside it, for tests/deploy.
@@ -137,7 +140,7 @@ artifact: $(DEPS)/.installed
 	cp -R $(DEPS)/. $(BUILD)/lambda/
 	rm -f $(BUILD)/lambda/.installed
 	cp -R handler policies $(BUILD)/lambda/
-	rm -f $(BUILD)/lambda/handler/local.py $(BUILD)/lambda/handler/__main__.py
+	rm -f $(addprefix $(BUILD)/lambda/handler/,$(LOCAL_ONLY))
 	find $(BUILD)/lambda/handler -name __pycache__ -type d -prune -exec rm -rf {} +
 	@if [ -n "$(LAMBDA_PYTHON)" ]; then \
 	    echo "compiling bytecode with $(LAMBDA_PYTHON)"; \

@@ -1,16 +1,8 @@
-"""Command line: `python -m handler run | invoke | send | check-policy | explain`.
+"""Command line: `python -m handler COMMAND` (`--help` lists every command, one line each).
 
-run                         start the local stack (HTTP server, inline worker, emulator)
-invoke FUNCTION FILE        run one Lambda entry point on an event file; print the result
-send FILE [--url URL]       sign a room event or TRTC body and POST it to a running stack
-check-policy [FILE]         validate a policy document; non-zero exit on error
-  [--cases CASES.yaml]      and check its test cases: expected decisions (exit 1 on a miss)
-explain EVENT_FILE|-        dry run: which rule decides the event, why earlier ones did not
-check-schedules [FILE]      validate a schedules document (RECORDING_SCHEDULES)
-recordings [--state S]      list recordings from the ledger
-room BIZ ROOM [--live]      one room's sessions, history and files; --live asks GME for its streams
-stop BIZ ROOM               close a room's open session and stop its task
-replay-dlq                  move dead-lettered messages back to the queue (clears stored failures)
+While `make run` is up, every command acts on that stack: its stores, its emulator, its URL
+(`.local/stack.json`, see `handler.stack`). A mistake on the command line or in a setting is one
+line on stderr naming it and the fix, and exit 2.
 """
 
 from __future__ import annotations
@@ -19,18 +11,14 @@ import argparse
 import json
 import os
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from handler.domain.signatures import (
-    TrtcCallbackKey,
-    sign_standard_webhook,
-    sign_trtc,
-    standard_webhook_key,
-)
+from handler.sending import cmd_send, signed_request, trtc_app_id
+
+__all__ = ["main", "signed_request"]
+
+APP_ID_HELP = "SdkAppId of a TRTC body (default: the first of TRTC_SDK_APP_ID, else 1400000000)"
 
 
 def _load(path: str) -> Any:
@@ -47,35 +35,6 @@ def _load(path: str) -> Any:
     raise SystemExit(2)
 
 
-def signed_request(body: bytes) -> tuple[str, bytes, dict[str, str]]:
-    """Pick the route for a body and sign it, as its sender would now, with the configured (or
-    local development) keys. TRTC bodies get a fresh `CallbackTs`, which their freshness check
-    reads from the body, and the first key that serves the first app of `TRTC_SDK_APP_ID`."""
-    from handler.local import LOCAL_CALLBACK_KEY, LOCAL_WEBHOOK_SECRET
-
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        doc = None
-    headers = {"content-type": "application/json"}
-    if isinstance(doc, dict) and "EventGroupId" in doc:
-        body = json.dumps({**doc, "CallbackTs": int(time.time() * 1000)}).encode()
-        app_id = (os.environ.get("TRTC_SDK_APP_ID") or "1400000000").split(",")[0].strip()
-        entries = (os.environ.get("TRTC_CALLBACK_KEY") or LOCAL_CALLBACK_KEY).split(",")
-        keys = [TrtcCallbackKey.parse(entry.strip()) for entry in entries if entry.strip()]
-        key = next((k.key for k in keys if k.serves(app_id)), LOCAL_CALLBACK_KEY)
-        headers.update(sign=sign_trtc(key, body), sdkappid=app_id)
-        return "/v1/trtc/room-callbacks", body, headers
-    secret = (os.environ.get("WEBHOOK_SECRETS") or LOCAL_WEBHOOK_SECRET).split(",")[0].strip()
-    msg_id = str(doc.get("id", "manual")) if isinstance(doc, dict) else "manual"
-    stamp = int(time.time())
-    signature = sign_standard_webhook(standard_webhook_key(secret), msg_id, stamp, body)
-    headers.update(
-        {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "webhook-signature": signature}
-    )
-    return "/v1/room-events", body, headers
-
-
 def _resign(event: dict[str, Any]) -> dict[str, Any]:
     _, body, headers = signed_request((event.get("body") or "").encode())
     kept = {
@@ -87,7 +46,7 @@ def _resign(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    from handler.local import invoke
+    from handler.runner import invoke
 
     event = _load(args.file)
     if args.sign and args.function == "webhook":
@@ -95,25 +54,6 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     result = invoke(args.function, event)
     print(json.dumps(result, indent=2, default=str))
     return 0
-
-
-def cmd_send(args: argparse.Namespace) -> int:
-    if not args.url.startswith(("http://", "https://")):
-        print("error: --url must start with http:// or https://", file=sys.stderr)
-        return 2
-    route, body, headers = signed_request(Path(args.file).read_bytes())
-    req = urllib.request.Request(args.url.rstrip("/") + route, body, headers, method="POST")  # noqa: S310 - scheme checked above
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-            status, text = resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        status, text = exc.code, exc.read().decode()
-    except urllib.error.URLError as exc:
-        print(f"error: cannot reach {args.url}: {exc.reason}", file=sys.stderr)
-        return 2
-    print(f"HTTP {status} {route}")
-    print(text)
-    return 0 if status < 400 else 1
 
 
 def _policy(setting: str | None) -> Any:
@@ -179,36 +119,79 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"error: {args.event_file}: {exc.code}: {exc.message}", file=sys.stderr)
         return 2
     source = EventSource(args.source) if args.source else None
-    text, ok = dryrun.report(dryrun.events_in(doc, source), policy, now, active, args.json)
+    events = dryrun.events_in(doc, source, args.app_id or trtc_app_id())
+    text, ok = dryrun.report(events, policy, now, active, args.json)
     print(text)
     return 0 if ok else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from handler.config import ConfigError
-    from handler.domain.policy import PolicyError
-    from handler.local import serve
+    from handler import preflight
+    from handler.runner import serve
 
-    try:
-        serve(args.host, args.port)
-    except (ConfigError, PolicyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    port = preflight.port_setting(args.port or os.environ.get("PORT") or "8080")
+    serve(args.host, port)
     return 0
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Every command and its help on one line (the longest name is 15 characters)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=110)
+        self._action_max_length = 22
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistake as one line (the problem and where the help is), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+#: Commands that act on the running stack when there is one.
+_STACK_COMMANDS = {"send", "explain", "check-policy", "recordings", "room", "stop", "tasks"}
+
+
+def quiet_logs() -> None:
+    """A command's stdout is its result alone: logs go to stderr, short unless LOG_FORMAT=json,
+    and EMF metrics (for CloudWatch) are off."""
+    from handler.locallog import logs_to_stderr, use_log_format
+
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    logs_to_stderr()
+    use_log_format(os.environ.get("LOG_FORMAT"))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from handler import stack
+    from handler.domain.policy import PolicyError
+
+    try:
+        if args.command in _STACK_COMMANDS:
+            stack.attach()
+            quiet_logs()
+        code: int = args.func(args)
+    except (ValueError, PolicyError) as exc:  # ConfigError and the like: the setting, named
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m handler",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="start the local stack")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="start the local stack (what `make run` runs)")
     run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    run.add_argument("--port", help="default: PORT, else 8080; 0 picks a free port")
     run.set_defaults(func=cmd_run)
-    inv = sub.add_parser("invoke", help="run one entry point on an event file")
+    inv = sub.add_parser(
+        "invoke", help="run one Lambda entry point on an event file, on the running stack"
+    )
     inv.add_argument("function", choices=["webhook", "worker", "scheduler"])
     inv.add_argument("file")
     inv.add_argument(
@@ -217,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         help="re-sign an HTTP event's body with the current time and configured keys",
     )
     inv.set_defaults(func=cmd_invoke)
-    send = sub.add_parser("send", help="sign a body and POST it to a running stack")
-    send.add_argument("file")
-    send.add_argument("--url", default="http://127.0.0.1:8080")
+    send = sub.add_parser("send", help="sign a sample (room event v1 or TRTC) and POST it")
+    send.add_argument("file", help="e.g. events/room-created.json, events/trtc-room-created.json")
+    send.add_argument("--url", help="default: the running stack's, else http://127.0.0.1:PORT")
+    send.add_argument("--app-id", help=APP_ID_HELP)
     send.set_defaults(func=cmd_send)
     check = sub.add_parser(
         "check-policy", help="validate a policy document; --cases runs its test cases"
@@ -243,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RULE=N",
         help="running recordings of a rule, for max_concurrent (repeatable)",
     )
+    exp.add_argument("--app-id", help=APP_ID_HELP)
     exp.add_argument("--json", action="store_true", help="print JSON instead of text")
     exp.set_defaults(func=cmd_explain)
     from handler.operator import add_commands
@@ -250,13 +235,13 @@ def main(argv: list[str] | None = None) -> int:
 
     add_commands(sub)
     add_command(sub)
-    args = parser.parse_args(argv)
     try:
-        code: int = args.func(args)
-    except ValueError as exc:  # ConfigError, bad store URLs: name the setting, exit non-zero
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return code
+        return _dispatch(parser.parse_args(argv))
+    except BrokenPipeError:  # `... | head` stopped reading: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

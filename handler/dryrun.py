@@ -37,19 +37,23 @@ def read_document(path: str) -> Any:
     return parse_json(raw)
 
 
-def events_in(doc: Any, source: EventSource | None) -> list[tuple[str, Parsed]]:
-    """Every room event a document holds, labelled; a bad message is kept as its error."""
+def events_in(
+    doc: Any, source: EventSource | None, app_id: str | None = None
+) -> list[tuple[str, Parsed]]:
+    """Every room event a document holds, labelled; a bad message is kept as its error. A TRTC
+    body names no app in itself (its sender's header or message attribute does): where the
+    document carries none, `app_id` is used (`--app-id`)."""
     if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
         return [
-            (f"message {r.get('messageId', i)}", _guard(lambda r=r: _sqs(r), source))
+            (f"message {r.get('messageId', i)}", _guard(lambda r=r: _sqs(r, app_id), source))
             for i, r in enumerate(doc["Records"])
         ]
     if isinstance(doc, dict) and doc.get("detail-type") == "Scheduled Event":
         tick = InvalidEvent("no_room_event", "a schedule tick carries no room event to decide")
         return [("schedule tick", tick)]
     if isinstance(doc, dict) and "requestContext" in doc and "body" in doc:
-        return [(f"request {doc.get('rawPath', '')}", _guard(lambda: _http(doc), source))]
-    return [("event", _guard(lambda: parse_message(doc, EventSource.WEBHOOK), source))]
+        return [(f"request {doc.get('rawPath', '')}", _guard(lambda: _http(doc, app_id), source))]
+    return [("event", _guard(lambda: parse_message(doc, EventSource.WEBHOOK, app_id), source))]
 
 
 def _guard(parse: Any, source: EventSource | None) -> Parsed:
@@ -62,20 +66,20 @@ def _guard(parse: Any, source: EventSource | None) -> Parsed:
     return parsed
 
 
-def _sqs(record: dict[str, Any]) -> RoomEvent | IgnoredEvent:
+def _sqs(record: dict[str, Any], fallback: str | None) -> RoomEvent | IgnoredEvent:
     attrs = record.get("messageAttributes") or {}
-    app_id = (attrs.get("SdkAppId") or {}).get("stringValue")
+    app_id = (attrs.get("SdkAppId") or {}).get("stringValue") or fallback
     return parse_message(parse_json(record.get("body") or ""), EventSource.QUEUE, app_id)
 
 
-def _http(event: dict[str, Any]) -> RoomEvent | IgnoredEvent:
+def _http(event: dict[str, Any], fallback: str | None) -> RoomEvent | IgnoredEvent:
     body = event.get("body") or ""
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     path = str(event.get("rawPath") or "")
     doc = parse_json(raw)
     if path.endswith("/trtc/room-callbacks"):
-        parsed = parse_trtc(doc, headers.get("sdkappid"))
+        parsed = parse_trtc(doc, headers.get("sdkappid") or fallback)
     elif path.endswith("/room-events"):
         parsed = parse_room_event_v1(doc)
     else:

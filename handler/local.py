@@ -1,28 +1,20 @@
-"""Run the Lambda entry points on this machine: an HTTP server with the deployed routes, and a
-one-shot invoke on a sample event. Local only; nothing here runs in Lambda.
-
-When no TENCENTCLOUD_SECRET_ID is set, the GME emulator is started in-process and used instead
-of Tencent Cloud, and the runner says so before anything else.
+"""The local HTTP server with the deployed routes, the API Gateway event it builds and the
+Lambda context it passes: what `make run` (`handler.runner`) and the tests serve the webhook
+with. Local only; nothing here runs in Lambda.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from handler import app
 from handler.domain.headers import join_repeated
-from handler.observability import logger
 
 #: Local-only signing keys, used when the real ones are not configured. Never deploy them.
 LOCAL_WEBHOOK_SECRET = "whsec_bG9jYWwtZGV2LW9ubHktbm90LWEtc2VjcmV0"  # noqa: S105 - public dev key
@@ -54,46 +46,6 @@ class LocalContext:
 
 def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def local_environment() -> Iterator[None]:
-    """Fill in local defaults and, without real credentials, run the GME emulator."""
-    # Logs to stderr, so stdout carries only the result a command prints.
-    handler = logger.registered_handler
-    if isinstance(handler, logging.StreamHandler):
-        handler.setStream(sys.stderr)
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF is for CloudWatch
-    for name, value in LOCAL_DEFAULTS.items():
-        if not os.environ.get(name):
-            os.environ[name] = value
-            say(f"  {name}: local development key (set {name} to use your own)")
-    if os.environ.get("TENCENTCLOUD_SECRET_ID"):
-        say(
-            f"  GME: {os.environ.get('GME_ENDPOINT', 'gme.tencentcloudapi.com')} (real credentials)"
-        )
-        app.reset()
-        yield
-        return
-    from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, GmeEmulator
-
-    with GmeEmulator() as emu:
-        os.environ.update(
-            GME_ENDPOINT=emu.url,
-            TENCENTCLOUD_SECRET_ID=DEFAULT_SECRET_ID,
-            TENCENTCLOUD_SECRET_KEY=DEFAULT_SECRET_KEY,
-        )
-        say(
-            f"  GME: EMULATOR at {emu.url} (no TENCENTCLOUD_SECRET_ID set; nothing reaches Tencent)"
-        )
-        say(f"       inspect it: curl {emu.url}/_emulator/tasks")
-        app.reset()
-        try:
-            yield
-        finally:
-            for name in ("GME_ENDPOINT", "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"):
-                os.environ.pop(name, None)
-            app.reset()
 
 
 def http_event(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -185,6 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
         event = http_event(self.command, self.path, headers, body)
         result = webhook.handler(event, LocalContext("webhook"))
         self._send(result.get("statusCode", 500), result.get("headers") or {}, result.get("body"))
+        self.answered(self.command, self.path, result)
+
+    def answered(self, method: str, path: str, result: dict[str, Any]) -> None:
+        """Called after each answer; `make run` prints its one line per event here."""
 
     def _read_body(self, length: int) -> bytes | None:
         """The body, read within one read timeout in all (not per read, so a client trickling
@@ -236,90 +192,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
-
-
-def serve(host: str, port: int) -> None:
-    say("gme-autorecord local stack")
-    with local_environment():
-        settings = app.settings()
-        policy = app.policy()
-        say(f"  idempotency store: {settings.idempotency_store}")
-        say(f"  policy: {policy.source} ({policy.version})")
-        say(
-            "  worker: inline (no RECORD_QUEUE_URL)"
-            if not settings.record_queue_url
-            else f"  worker: queue {settings.record_queue_url}"
-        )
-        handler = type("LocalHandler", (_Handler,), {"timeout": _read_timeout()})
-        server = ThreadingHTTPServer((host, port), handler)
-        url = f"http://{host}:{server.server_address[1]}"
-        say(
-            f"  listening on {url}: POST /v1/room-events, /v1/trtc/room-callbacks, "
-            "/v1/gme/recording-callbacks; GET /health"
-        )
-        say(f"  try: .venv/bin/python -m handler send events/room-created.json --url {url}")
-        stop_ticking = _start_ticker()
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stop_ticking.set()
-            server.server_close()
-
-
-def _read_timeout() -> float:
-    text = os.environ.get("LOCAL_READ_TIMEOUT_SECONDS") or str(DEFAULT_READ_TIMEOUT)
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds <= 3600:
-        raise SystemExit("error: LOCAL_READ_TIMEOUT_SECONDS must be seconds in (0, 3600]")
-    return seconds
-
-
-def _start_ticker() -> threading.Event:
-    """Run the scheduler every LOCAL_TICK_SECONDS (default 60; 0 = never), as EventBridge does
-    when deployed, so schedule windows, renewals and the sweep happen in `make run` too."""
-    stop = threading.Event()
-    seconds = float(os.environ.get("LOCAL_TICK_SECONDS", "60") or 0)
-    if seconds <= 0:
-        say("  scheduler: not ticking (LOCAL_TICK_SECONDS=0)")
-        return stop
-    schedules = app.lifecycle_settings().recording_schedules or "none"
-    say(f"  scheduler: every {seconds:g} s (LOCAL_TICK_SECONDS); schedules: {schedules}")
-
-    def run() -> None:
-        from handler import scheduler
-
-        while not stop.wait(seconds):
-            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            try:
-                scheduler.handler({"time": now, "id": "local-tick"}, LocalContext("scheduler"))
-            except Exception as exc:  # keep ticking; the log line says what failed
-                say(f"  scheduler tick failed: {type(exc).__name__}: {exc}")
-
-    threading.Thread(target=run, name="local-scheduler", daemon=True).start()
-    return stop
-
-
-def invoke(function: str, event: dict[str, Any]) -> Any:
-    """Run one entry point on one event, like `sls invoke local`."""
-    with local_environment():
-        if function == "webhook":
-            from handler import webhook
-
-            result: Any = webhook.handler(event, LocalContext(function))
-            if isinstance(result.get("body"), str):
-                with suppress(ValueError):
-                    result = {**result, "body": json.loads(result["body"])}
-            return result
-        if function == "worker":
-            from handler import worker
-
-            response, report = worker.process_batch(event, LocalContext(function))
-            return {"response": response, "messages": report}
-        from handler import scheduler
-
-        return scheduler.handler(event, LocalContext(function))

@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from handler.config import ConfigError
 from handler.domain.ledger import LedgerEntry, LedgerState
 
 
@@ -137,7 +138,11 @@ def cmd_room(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    """Close the session in the ledger and stop its task, but only once GME is known to answer:
+    without credentials or an answering GME nothing is written (a `stopping` entry with a task
+    still running would wait for the sweep)."""
     from handler import app
+    from handler.domain.gme import GmeError
     from handler.domain.ledger_rules import closing
 
     ledger = app.ledger()
@@ -149,11 +154,58 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if entry is None or entry.state is LedgerState.STOPPED:
         print(f"error: room {args.biz_id}/{args.room_id} has no open recording", file=sys.stderr)
         return 1
+    try:
+        gme = app.gme()
+    except ConfigError as exc:
+        raise ConfigError(
+            f"stop calls GME, and no `make run` is up here to lend its emulator: {exc}"
+            " (start `make run`, or set them); nothing was changed"
+        ) from None
+    try:
+        gme.describe_task(entry.biz_id, entry.room_id)
+    except GmeError as exc:
+        endpoint = app.settings().gme_endpoint
+        print(
+            f"error: GME at {endpoint} did not answer ({exc.code}: {exc.message});"
+            " nothing was changed",
+            file=sys.stderr,
+        )
+        return 1
     detail = "stopped by an operator"
     closed = ledger.update(*entry.key, closing(*entry.key, datetime.now(UTC).timestamp(), detail))
     assert closed is not None
     outcome = app.service().stop_entry(closed, detail)
     print(json.dumps(outcome.model_dump(mode="json", exclude_defaults=True)))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """The running stack's emulator tasks, as the emulator lists them."""
+    import urllib.request
+
+    from handler import stack
+
+    running = stack.running()
+    if running is None:
+        raise ConfigError(f"no `make run` is up ({stack.STATE_FILE} is absent): start `make run`")
+    if running.tasks_url is None:
+        raise ConfigError(
+            f"the stack at {running.url} calls real GME, not the emulator: see its tasks with"
+            " `python -m handler room BIZ ROOM --live`"
+        )
+    url = running.tasks_url + ("?running_only=true" if args.running else "")
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - the stack's own URL
+        tasks = json.loads(resp.read())["tasks"]
+    if args.json:
+        print(json.dumps(tasks, indent=2))
+        return 0
+    print(f"{'task_id':<20} {'biz_id':<12} {'room_id':<24} {'started':<20} stopped")
+    for t in tasks:
+        print(
+            f"{t['task_id_str']:<20} {t['biz_id']:<12} {t['room_id']:<24}"
+            f" {_when(t['started_at']):<20} {_when(t['stopped_at']) if t['stopped_at'] else '-'}"
+        )
+    print(f"{len(tasks)} task(s) on the emulator at {running.emulator_url}")
     return 0
 
 
@@ -198,3 +250,7 @@ def add_commands(sub: Any) -> None:
     stop.add_argument("room_id")
     stop.add_argument("--session", help="default: the room's latest open session")
     stop.set_defaults(func=cmd_stop)
+    tasks = sub.add_parser("tasks", help="the running stack's emulator tasks (make run)")
+    tasks.add_argument("--running", action="store_true", help="only the tasks still running")
+    tasks.add_argument("--json", action="store_true")
+    tasks.set_defaults(func=cmd_tasks)

@@ -81,7 +81,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    counts = replay(boto3.client("sqs"), dlq, queue, args.max)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from handler.config import ConfigError
+    from handler.preflight import aws_region
+
+    if not aws_region():
+        raise ConfigError(
+            "replay-dlq calls SQS: set AWS_DEFAULT_REGION (or AWS_REGION), e.g. eu-west-1"
+        )
+    session = boto3.session.Session()
+    if session.get_credentials() is None:
+        raise ConfigError(
+            "replay-dlq calls SQS: no AWS credentials found (set AWS_PROFILE, or"
+            " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        )
+    try:
+        counts = replay(session.client("sqs"), dlq, queue, args.max)
+    except (BotoCoreError, ClientError) as exc:
+        raise ConfigError(f"replay-dlq: SQS refused: {exc}") from None
     print(json.dumps(counts))
     return 0
 

@@ -73,7 +73,12 @@ def test_concurrent_first_requests_build_each_adapter_once(tmp_path: Path) -> No
     for process in range(FRESH_PROCESSES):
         env = _env(tmp_path / str(process))
         (tmp_path / str(process)).mkdir()
-        env.update(POWERTOOLS_LOG_LEVEL="DEBUG", LOCAL_TICK_SECONDS="0", GME_TIMEOUT_SECONDS="28")
+        env.update(
+            LOG_FORMAT="json",
+            POWERTOOLS_LOG_LEVEL="DEBUG",
+            LOCAL_TICK_SECONDS="0",
+            GME_TIMEOUT_SECONDS="28",
+        )
         runner, lines, seen, url = _start(env)
         try:
             first = _together(url, [f"p{process}-first-{i}" for i in range(SIMULTANEOUS)])
