@@ -22,16 +22,14 @@ import os
 import random
 import re
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from bench._common import ROOT, room_id, stdout_to_devnull
-from bench._virtual import Message, SimQueue, VirtualClock, Waiter
+from bench._common import ROOT
+from bench._virtual import VirtualClock
 from emulator import DEFAULT_SECRET_ID
 from emulator.state import RecordingService as EmulatedGme
 from emulator.validation import ApiError
@@ -142,13 +140,22 @@ class TimedLedger:
     calls are timed the same way (`build_stack`)."""
 
     def __init__(self, inner: Any, clock: VirtualClock, latency: float) -> None:
-        self._inner = inner
+        self.inner = inner
         self._clock = clock
         self._latency = latency
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
+        attr = getattr(self.inner, name)
         return _timed(attr, self._clock, self._latency) if callable(attr) else attr
+
+
+def _plan(plan: RecordPlan) -> dict[str, Any]:
+    params: dict[str, Any] = {"RecordMode": int(plan.record_mode)}
+    if plan.allow_user_ids:
+        params["SubscribeRecordUserIds"] = {"SubscribeUserIds": list(plan.allow_user_ids)}
+    elif plan.block_user_ids:
+        params["SubscribeRecordUserIds"] = {"UnSubscribeUserIds": list(plan.block_user_ids)}
+    return params
 
 
 class StateGme:
@@ -173,9 +180,12 @@ class StateGme:
         self.calls: dict[str, int] = {}
         #: Arrival times of successful StartRecords at GME, for the burst figures.
         self.started_at: dict[str, float] = {}
+        #: Rooms asked about with DescribeTaskInfo (the sweep's checks).
+        self.described: set[str] = set()
 
     def describe_task(self, biz_id: int, room_id: str) -> RunningTask | None:
         got = self._call("DescribeTaskInfo", {"BizId": biz_id, "RoomId": room_id})
+        self.described.add(room_id)
         if got.get("TaskId") is None:
             return None
         subs = got.get("SubscribeRecordUserIds") or {}
@@ -187,21 +197,18 @@ class StateGme:
         )
 
     def start_record(self, biz_id: int, room_id: str, plan: RecordPlan) -> str:
-        params: dict[str, Any] = {
-            "BizId": biz_id,
-            "RoomId": room_id,
-            "RecordMode": int(plan.record_mode),
-        }
-        if plan.allow_user_ids:
-            params["SubscribeRecordUserIds"] = {"SubscribeUserIds": list(plan.allow_user_ids)}
-        elif plan.block_user_ids:
-            params["SubscribeRecordUserIds"] = {"UnSubscribeUserIds": list(plan.block_user_ids)}
+        params = {"BizId": biz_id, "RoomId": room_id, **_plan(plan)}
         task_id = str(self._call("StartRecord", params)["TaskId"])
         self.started_at[room_id] = self.clock.now()
         return task_id
 
     def stop_record(self, biz_id: int, task_id: str) -> None:
         self._call("StopRecord", {"BizId": biz_id, "TaskId": int(task_id)})
+
+    def modify_record(self, biz_id: int, task_id: str, plan: RecordPlan) -> None:
+        params = {"BizId": biz_id, "TaskId": int(task_id), **_plan(plan)}
+        params.setdefault("SubscribeRecordUserIds", {})  # always sent, as the SDK adapter does
+        self._call("ModifyRecordInfo", params)
 
     def describe_record_info(self, biz_id: int, task_id: str) -> tuple[RecordStream, ...]:
         got = self._call("DescribeRecordInfo", {"BizId": biz_id, "TaskId": int(task_id)})
@@ -231,98 +238,6 @@ class StateGme:
         return answer
 
 
-class VirtualContext:
-    """The Lambda context parts the code reads, its deadline on the virtual clock."""
-
-    function_name = "gme-autorecord-bench-worker"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:bench:000000000000:function:worker"
-    memory_limit_in_mb = 256
-    aws_request_id = "bench"
-    log_group_name = log_stream_name = "bench"
-
-    def __init__(self, clock: VirtualClock, deadline: float) -> None:
-        self._clock = clock
-        self._deadline = deadline
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - self._clock.now()) * 1000))
-
-
-@dataclass
-class Fleet:
-    """``shape.instances`` worker invocations at a time, each taking up to ``shape.batch_size``
-    messages and running them side by side (``concurrent``) or one after another, then polling
-    again; a failed record goes back to the queue. Each record runs the worker's own
-    ``record_handler`` (parse, dispatch to the service or the lifecycle steps)."""
-
-    clock: VirtualClock
-    queue: SimQueue
-    shape: Shape
-    concurrent: bool = True
-    failures: dict[str, int] = field(default_factory=dict)
-
-    def start(self) -> None:
-        for _ in range(self.shape.instances):
-            self.clock.spawn(self._instance)
-
-    def _instance(self) -> None:
-        lanes = self.shape.batch_size if self.concurrent else 1
-        inboxes: list[list[Message]] = [[] for _ in range(lanes)]
-        idle = [Waiter() for _ in range(lanes)]
-        done = Waiter()
-        left = [0]
-        ctx: list[VirtualContext] = []
-
-        def lane(i: int) -> None:
-            while True:
-                if not inboxes[i]:
-                    self.clock.wait(idle[i])
-                    continue
-                while inboxes[i]:
-                    self._run(inboxes[i].pop(0), ctx[0])
-                left[0] -= 1
-                if left[0] == 0:
-                    self.clock.wake(done)
-
-        for i in range(lanes):
-            self.clock.spawn(lane, i)
-        while True:
-            batch = self.queue.receive(self.shape.batch_size)
-            ctx[:] = [VirtualContext(self.clock, self.clock.now() + self.shape.timeout)]
-            for n, msg in enumerate(batch):
-                inboxes[n % lanes].append(msg)
-            left[0] = sum(1 for box in inboxes if box)
-            for i in range(lanes):
-                if inboxes[i]:
-                    self.clock.wake(idle[i])
-            self.clock.wait(done)
-
-    def _run(self, msg: Message, context: VirtualContext) -> None:
-        from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-        from handler import app, worker
-
-        app.bind_context(context)
-        record = SQSRecord(
-            {
-                "messageId": msg.message_id,
-                "body": msg.body,
-                "attributes": {"ApproximateReceiveCount": str(msg.receives)},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-            }
-        )
-        try:
-            worker.record_handler(record)
-        except Exception as exc:
-            name = getattr(exc, "code", None) or type(exc).__name__
-            self.failures[name] = self.failures.get(name, 0) + 1
-            self.queue.settle(msg, ok=False)
-        else:
-            self.queue.settle(msg, ok=True)
-
-
 @contextlib.contextmanager
 def app_environment(env: dict[str, str] | None = None) -> Iterator[None]:
     """A fresh app: SQLite stores in a temporary directory, the emulator's credentials, ``env``;
@@ -330,7 +245,9 @@ def app_environment(env: dict[str, str] | None = None) -> Iterator[None]:
     from emulator import DEFAULT_SECRET_KEY
     from handler import app
 
-    with tempfile.TemporaryDirectory(prefix="gme-scale-") as tmp:
+    # In memory where the machine has it: the stores' disk time is no part of virtual time.
+    scratch = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+    with tempfile.TemporaryDirectory(prefix="gme-scale-", dir=scratch) as tmp:
         values = {
             "IDEMPOTENCY_STORE": f"sqlite:///{tmp}/idem.db",
             "LEDGER_STORE": f"sqlite:///{tmp}/ledger.db",
@@ -403,39 +320,3 @@ def build_stack(
         )
         app.policy()  # load now: the first record must not pay it in virtual time
         yield gme
-
-
-class _OverlapProbe:
-    """A gateway whose StartRecord takes 50 ms of real time and notes how many overlap."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._now = 0
-        self.peak = 0
-
-    def start_record(self, biz_id: int, room_id: str, plan: RecordPlan) -> str:
-        with self._lock:
-            self._now += 1
-            self.peak = max(self.peak, self._now)
-        time.sleep(0.05)
-        with self._lock:
-            self._now -= 1
-        return str(abs(hash(room_id)))
-
-    def describe_task(self, biz_id: int, room_id: str) -> RunningTask | None:
-        return None
-
-
-def batch_runs_side_by_side(batch_size: int) -> bool:
-    """Whether the real ``worker.process_batch`` runs the records of one batch at the same
-    time: three new rooms through it, on a gateway that sees how many starts overlap."""
-    from bench._common import sqs_event, sqs_record
-    from handler import app, worker
-    from handler.local import LocalContext
-
-    probe = _OverlapProbe()
-    with app_environment(), stdout_to_devnull():
-        app.gme.provide(probe)
-        records = [sqs_record(room_id("probe", i)) for i in range(min(3, batch_size))]
-        worker.process_batch(sqs_event(records), LocalContext("worker"))
-    return probe.peak > 1

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from bench import _scale_lifecycle as lc
 from bench._common import (
     Result,
     biz_id,
     env_int,
-    event_body,
     header,
     report,
     room_id,
@@ -31,15 +33,9 @@ from bench._common import (
     sqs_record,
     stdout_to_devnull,
 )
-from bench._stack import (
-    THROTTLED,
-    Fleet,
-    Shape,
-    batch_runs_side_by_side,
-    build_stack,
-    deployed_shape,
-)
-from bench._virtual import SimQueue, VirtualClock
+from bench._fleet import batch_runs_side_by_side
+from bench._stack import THROTTLED, Shape, build_stack, deployed_shape
+from bench._virtual import VirtualClock
 
 GME_LIMIT = 20  # StartRecords per second GME allows one credential
 BURST_TARGET = 1.1
@@ -61,24 +57,18 @@ def burst(
     )
     clock = VirtualClock(time.time())
     t0 = clock.now()
-    created: dict[str, float] = {}
     began = time.perf_counter()
     with build_stack(clock, latency) as gme, stdout_to_devnull():
-        clock.enter()
-        queue = SimQueue(clock, shape.visibility_timeout, shape.max_receives)
-        fleet = Fleet(clock, queue, shape, concurrent)
-        fleet.start()
-        for i in range(rooms):
-            at = t0 + spread * i / rooms
-            clock.sleep(at - clock.now())
-            room = room_id("scale", i)
-            created[room] = at
-            queue.send(event_body(room, at))
+        world = lc.World(clock, gme, shape, concurrent)
+        created = world.rooms_arrive("scale", rooms, spread)
         give_up = t0 + spread + 10 * rooms / GME_LIMIT
-        while queue.pending() and clock.now() < give_up and not clock.failures:
+        while len(created) < rooms or world.queue.pending():
+            if clock.now() >= give_up or clock.failures:
+                break
             clock.sleep(1.0)
     if clock.failures:
         raise clock.failures[0]
+    queue, fleet = world.queue, world.fleet
     started = {room: at for room, at in gme.started_at.items() if room in created}
     last = max(started.values(), default=give_up) - t0
     ideal = max(rooms / GME_LIMIT, spread)  # the spread bounds small bursts
@@ -239,12 +229,26 @@ def round_trips(rooms: int) -> list[Result]:
     return [report(Result("scale", "DynamoDB round trips per new room", per_room, 4, "<=", detail))]
 
 
+def _in_tmp(run: Callable[[Path], list[Result]]) -> list[Result]:
+    with tempfile.TemporaryDirectory(prefix="gme-scale-") as tmp:
+        return run(Path(tmp))
+
+
 FIGURES: dict[str, Callable[[argparse.Namespace, Shape], list[Result]]] = {
-    "ddb": lambda a, shape: round_trips(a.ddb_rooms),
-    "apps": lambda a, shape: two_apps(a.app_rooms, shape),
     "burst": lambda a, shape: [
         r for latency in a.latency for r in burst(latency, a.rooms, a.spread, shape, a.side_by_side)
     ],
+    "windows": lambda a, shape: _in_tmp(
+        lambda tmp: [lc.windows(a.windows, a.lifecycle_latency, shape, a.side_by_side, tmp)]
+    ),
+    "renewal": lambda a, shape: _in_tmp(
+        lambda tmp: [lc.renewal(a.tasks, a.lifecycle_latency, shape, a.side_by_side, tmp)]
+    ),
+    "sweep": lambda a, shape: [
+        lc.full_sweep(a.sessions, a.lifecycle_latency, shape, a.side_by_side)
+    ],
+    "apps": lambda a, shape: two_apps(a.app_rooms, shape),
+    "ddb": lambda a, shape: round_trips(a.ddb_rooms),
 }
 
 
@@ -253,6 +257,15 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--rooms", type=int, default=env_int("BENCH_SCALE_ROOMS", 5000))
     parser.add_argument("--ddb-rooms", type=int, default=env_int("BENCH_SCALE_DDB_ROOMS", 20))
     parser.add_argument("--app-rooms", type=int, default=env_int("BENCH_SCALE_APP_ROOMS", 200))
+    parser.add_argument("--windows", type=int, default=env_int("BENCH_SCALE_WINDOWS", 2000))
+    parser.add_argument("--tasks", type=int, default=env_int("BENCH_SCALE_TASKS", 5000))
+    parser.add_argument("--sessions", type=int, default=env_int("BENCH_SCALE_SESSIONS", 50_000))
+    parser.add_argument(
+        "--lifecycle-latency",
+        type=float,
+        default=0.3,
+        help="GME round trip L for the windows, renewal and sweep figures (seconds)",
+    )
     parser.add_argument("--spread", type=float, default=60.0, help="seconds the burst spans")
     parser.add_argument(
         "--latency",

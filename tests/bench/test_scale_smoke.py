@@ -67,6 +67,9 @@ TINY = {
     "burst": ["--rooms", "40", "--spread", "1", "--latency", "0.1"],
     "apps": ["--app-rooms", "12"],
     "ddb": ["--ddb-rooms", "2"],
+    "windows": ["--windows", "20"],
+    "renewal": ["--tasks", "10"],
+    "sweep": ["--sessions", "30"],
 }
 
 
