@@ -1,2 +1,4 @@
-"""The recording lifecycle run by the scheduler on each tick: scheduled windows, window ends,
-24-hour renewals and the reconciliation sweep. See docs/lifecycle.md."""
+"""The recording lifecycle: scheduled windows, window ends, 24-hour renewals and the
+reconciliation sweep. The scheduler's tick plans them (`plan.py`) and hands each unit on
+(`tick.py`); a worker, or the tick itself without a queue, runs it (`steps.py`, `sweep.py`).
+See docs/lifecycle.md."""
