@@ -52,9 +52,6 @@ SIGNING_HEADERS = {
     Route.GME_CALLBACK: ("signature",),
 }
 
-#: The refusal of a signature that no key in use matches (the keys may have been rotated).
-BAD_SIGNATURE = "bad_signature"
-
 #: Which setting holds each route's keys (named in the start-up warning, never their values).
 KEY_SETTINGS = {
     Route.ROOM_EVENTS: "WEBHOOK_SECRETS",

@@ -22,8 +22,8 @@ from handler.config import ConfigError, Settings
 from handler.domain.events import RoomEvent
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.retry import RetryLater
+from handler.domain.signatures import BAD_SIGNATURE
 from handler.ingest import (
-    BAD_SIGNATURE,
     Rejected,
     Route,
     ingest,

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 TOLERANCE_SECONDS = 300
+#: The refusal of a signature that no key in use matches (the keys may have been rotated).
+BAD_SIGNATURE = "bad_signature"
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*")
 
 
@@ -77,7 +79,7 @@ def verify_standard_webhook(
             hmac.compare_digest(candidate.encode(), e.encode()) for e in expected
         ):
             return msg_id
-    raise SignatureRejected("bad_signature", "webhook-signature does not match any active key")
+    raise SignatureRejected(BAD_SIGNATURE, "webhook-signature does not match any active key")
 
 
 def app_key(value: object) -> str:
@@ -140,7 +142,7 @@ def verify_trtc(
         k.serves(sdk_app_id) and hmac.compare_digest(given, sign_trtc(k.key, body).encode())
         for k in keys
     ):
-        raise SignatureRejected("bad_signature", "Sign does not match any key for this SdkAppId")
+        raise SignatureRejected(BAD_SIGNATURE, "Sign does not match any key for this SdkAppId")
 
 
 def verify_gme_callback(keys: Iterable[str], signature: str, body: bytes) -> None:
@@ -156,7 +158,7 @@ def verify_gme_callback(keys: Iterable[str], signature: str, body: bytes) -> Non
         for form in (base64.b64encode(mac), mac.hex().encode()):
             if hmac.compare_digest(given, form):
                 return
-    raise SignatureRejected("bad_signature", "Signature does not match any active key")
+    raise SignatureRejected(BAD_SIGNATURE, "Signature does not match any active key")
 
 
 def check_fresh(timestamp_seconds: float, now: float, what: str) -> None:

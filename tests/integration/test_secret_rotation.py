@@ -65,14 +65,16 @@ def put(ssm: Any, name: str, value: str) -> None:
     ssm.put_parameter(Name=f"{PREFIX}/{name}", Value=value, Type="SecureString", Overwrite=True)
 
 
-def refer(monkeypatch: pytest.MonkeyPatch, variable: str, name: str) -> None:
-    monkeypatch.setenv(variable, f"ssm:{PREFIX}/{name}")
-
-
-def start(clock: Clock) -> None:
-    """A fresh process: nothing built, the refresh clock injected."""
+def start(ssm: Any, monkeypatch: pytest.MonkeyPatch, **parameters: str) -> Clock:
+    """Each `VARIABLE=value` as a parameter the variable refers to, then a fresh process:
+    nothing built, the refresh clock injected."""
+    for variable, value in parameters.items():
+        put(ssm, variable, value)
+        monkeypatch.setenv(variable, f"ssm:{PREFIX}/{variable}")
+    clock = Clock()
     app.reset()
     app.secret_settings().clock = clock
+    return clock
 
 
 counter = iter(range(10**6))
@@ -98,17 +100,14 @@ def room_event(stack: Stack, secret: str | None) -> int:
 def test_a_rotated_webhook_key_is_live_after_the_interval_and_the_removed_one_refused(
     stack: Stack, ssm: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put(ssm, "webhook-secrets", KEYS["A"])
-    refer(monkeypatch, "WEBHOOK_SECRETS", "webhook-secrets")
-    clock = Clock()
-    start(clock)
+    clock = start(ssm, monkeypatch, WEBHOOK_SECRETS=KEYS["A"])
     assert room_event(stack, KEYS["A"]) == 200
-    put(ssm, "webhook-secrets", f"{KEYS['A']},{KEYS['B']}")  # rotation: the new key beside
+    put(ssm, "WEBHOOK_SECRETS", f"{KEYS['A']},{KEYS['B']}")  # rotation: the new key beside
     clock.now += secrets.REFRESH_SECONDS - 1
     assert room_event(stack, KEYS["A"]) == 200  # within the interval: the values read at start
     clock.now += 1
     assert room_event(stack, KEYS["B"]) == 200  # read again on the interval, no failure needed
-    put(ssm, "webhook-secrets", KEYS["B"])  # the old key removed
+    put(ssm, "WEBHOOK_SECRETS", KEYS["B"])  # the old key removed
     clock.pass_interval()
     assert room_event(stack, KEYS["A"]) == 401
     assert room_event(stack, KEYS["B"]) == 200
@@ -118,13 +117,10 @@ def test_a_rotated_webhook_key_is_live_after_the_interval_and_the_removed_one_re
 def test_a_bad_signature_reads_the_keys_again_at_most_once_per_interval(
     stack: Stack, ssm: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put(ssm, "webhook-secrets", KEYS["A"])
-    refer(monkeypatch, "WEBHOOK_SECRETS", "webhook-secrets")
-    clock = Clock()
-    start(clock)
+    clock = start(ssm, monkeypatch, WEBHOOK_SECRETS=KEYS["A"])
     assert room_event(stack, KEYS["A"]) == 200
     assert len(ssm.fetches) == 1
-    put(ssm, "webhook-secrets", KEYS["B"])
+    put(ssm, "WEBHOOK_SECRETS", KEYS["B"])
     assert (
         room_event(stack, KEYS["B"]) == 200
     )  # fails with the keys in use: read again, then verified
@@ -135,7 +131,7 @@ def test_a_bad_signature_reads_the_keys_again_at_most_once_per_interval(
         assert room_event(stack, KEYS["D"]) == 401
         assert room_event(stack, None) == 401
     assert len(ssm.fetches) == 2
-    put(ssm, "webhook-secrets", KEYS["C"])
+    put(ssm, "WEBHOOK_SECRETS", KEYS["C"])
     assert room_event(stack, KEYS["C"]) == 401  # the early read of this interval is spent
     clock.pass_interval()
     assert room_event(stack, KEYS["C"]) == 200
@@ -146,26 +142,26 @@ def test_a_bad_signature_reads_the_keys_again_at_most_once_per_interval(
 def test_rotated_tencent_credentials_are_taken_by_the_same_client(
     stack: Stack, ssm: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put(ssm, "secret-id", DEFAULT_SECRET_ID)
-    put(ssm, "secret-key", DEFAULT_SECRET_KEY)
-    refer(monkeypatch, "TENCENTCLOUD_SECRET_ID", "secret-id")
-    refer(monkeypatch, "TENCENTCLOUD_SECRET_KEY", "secret-key")
-    clock = Clock()
-    start(clock)
+    clock = start(
+        ssm,
+        monkeypatch,
+        TENCENTCLOUD_SECRET_ID=DEFAULT_SECRET_ID,
+        TENCENTCLOUD_SECRET_KEY=DEFAULT_SECRET_KEY,
+    )
     secret = "whsec_dGVzdC1zdWl0ZS13ZWJob29rLWtleQ=="  # the stack's WEBHOOK_SECRETS
     assert room_event(stack, secret) == 200
     gateway = app.gme()
     # Rotation: the account accepts only the new pair, the parameters hold it.
     stack.emulator.set_credentials({"AKIDrotatedone": "rotated-secret-key-one"})
-    put(ssm, "secret-id", "AKIDrotatedone")
-    put(ssm, "secret-key", "rotated-secret-key-one")
+    put(ssm, "TENCENTCLOUD_SECRET_ID", "AKIDrotatedone")
+    put(ssm, "TENCENTCLOUD_SECRET_KEY", "rotated-secret-key-one")
     fetched = len(ssm.fetches)
     assert room_event(stack, secret) == 200  # AuthFailure: read again, the call repeated once
     assert len(ssm.fetches) == fetched + 2
     # Rotated again within the interval: taken on the interval, before any call fails.
     stack.emulator.set_credentials({"AKIDrotatedtwo": "rotated-secret-key-two"})
-    put(ssm, "secret-id", "AKIDrotatedtwo")
-    put(ssm, "secret-key", "rotated-secret-key-two")
+    put(ssm, "TENCENTCLOUD_SECRET_ID", "AKIDrotatedtwo")
+    put(ssm, "TENCENTCLOUD_SECRET_KEY", "rotated-secret-key-two")
     clock.pass_interval()
     assert room_event(stack, secret) == 200
     assert app.gme() is gateway  # one gateway, one pooled client, whatever the credentials
