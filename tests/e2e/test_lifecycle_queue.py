@@ -131,3 +131,28 @@ def test_checks_cut_by_the_deadline_continue_where_they_stopped(
     entries = app.ledger().by_state(LedgerState.RECORDING)
     assert len(entries) == 12
     assert all(e.checked_at > now + 170 for e in entries)  # tick times are whole seconds
+
+
+def test_a_refused_send_ends_the_tick_and_the_sweep_heals_its_claims(
+    stack: Stack, queue: Queue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.servers import free_port
+
+    open_windows(tmp_path, monkeypatch, 25)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{free_port()}")  # nobody there
+    app.reset()
+    now = time.time()
+    failed = tick(stack, now)
+    assert failed["enqueue_failed"] == 10  # the first batch of ten; the tick stopped there
+    assert failed["planned_window_start"] == 10
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", queue.client.meta.endpoint_url)
+    app.reset()
+    again = tick(stack, now + 30)
+    assert again["planned_window_start"] == 15  # the ten claimed are not planned again...
+    drain(stack, queue)
+    healed = tick(stack, now + 180)  # ...the sweep finds their `starting` entries
+    assert healed["planned_session_check"] >= 10
+    results = [r["outcome"]["result"] for r in drain(stack, queue)]
+    assert results.count("sweep_restarted") == 10
+    assert len(stack.emulator.tasks(running_only=True)) == 25
+    assert len(stack.emulator.calls("StartRecord")) == 25
