@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import socket
 import subprocess
@@ -233,3 +234,61 @@ def test_a_stale_state_file_is_detected_and_removed(tmp_path: Path) -> None:
     found = stack.running(path)
     assert found is not None
     assert found.url == "http://127.0.0.1:1"
+
+
+def _started(env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Start a stack, send one room event; the banner lines and the lines printed after."""
+    with local_runner(env) as lines:
+        banner: list[str] = []
+        while not any("act on this stack" in s for s in banner):
+            banner.append(lines.get(timeout=30))
+        banner.append(lines.get(timeout=30))  # the banner's last line
+        sent = _cli("send", "events/room-created.json", env=env)
+        assert sent.returncode == 0, sent.stderr
+        after = [lines.get(timeout=30)]
+        while True:
+            try:
+                after.append(lines.get(timeout=1))
+            except queue.Empty:
+                return banner, after
+
+
+def test_make_run_prints_one_short_line_per_event(tmp_path: Path) -> None:
+    banner, after = _started(_bare_env(tmp_path))
+    assert any("LOG_FORMAT=json" in s for s in banner)  # the banner says how to get JSON
+    assert any("emulator tasks: http://127.0.0.1:" in s for s in banner)
+    line = re.compile(
+        r"^\d\d:\d\d:\d\d POST /v1/room-events 200 1400000000/ranked-eu-1042 started"
+        r" rule=ranked-mixed task=\d+$"
+    )
+    assert [x.rstrip("\n") for x in after if x.strip()] == [
+        x.rstrip("\n") for x in after if line.match(x.rstrip("\n"))
+    ], after
+    assert len(after) == 1, after
+
+
+def test_log_format_json_prints_the_deployed_json_lines(tmp_path: Path) -> None:
+    _, after = _started(_bare_env(tmp_path, LOG_FORMAT="json"))
+    decisions = [json.loads(x) for x in after if '"recording decision"' in x]
+    assert [d["rule"] for d in decisions] == ["ranked-mixed"], after
+    assert all(x.startswith("{") for x in after if x.strip()), after  # JSON only
+
+
+def test_deployed_functions_log_json_whatever_log_format_says(tmp_path: Path) -> None:
+    """LOG_FORMAT is read by the local runner only; an entry point imported as Lambda does
+    logs Powertools JSON."""
+    program = (
+        "import handler.scheduler, json\n"
+        "class C:\n function_name='f'; memory_limit_in_mb=128; aws_request_id='r'\n"
+        " invoked_function_arn='arn:aws:lambda:eu-west-1:0:function:f'\n"
+        " def get_remaining_time_in_millis(self): return 20000\n"
+        "handler.scheduler.handler({'id': 't', 'time': '2026-12-01T10:00:00Z'}, C())\n"
+    )
+    env = _bare_env(tmp_path, LOG_FORMAT="short", POWERTOOLS_METRICS_DISABLED="true")
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tick = [json.loads(x) for x in done.stdout.splitlines() if '"scheduler tick"' in x]
+    assert tick, done.stdout
