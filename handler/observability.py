@@ -17,6 +17,8 @@ import functools
 import importlib.util
 import json
 import os
+import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -25,6 +27,7 @@ from typing import Any, TypeVar, cast
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 SERVICE = "gme-autorecord"
@@ -161,8 +164,18 @@ def log_metrics(handler: F) -> F:
     return cast(F, metrics.log_metrics(handler, capture_cold_start_metric=in_lambda))
 
 
+#: The worker handles a batch's records on several threads: Powertools' metric set is a plain
+#: dict (a first value of a name can be lost to a race) and an EMF line is printed in two writes.
+_metrics_lock = threading.Lock()
+
+
+def _add(name: str, unit: MetricUnit, value: float) -> None:
+    with _metrics_lock:
+        metrics.add_metric(name=name, unit=unit, value=value)
+
+
 def count(name: str) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    _add(name, MetricUnit.Count, 1)
 
 
 def count_by(name: str, dimension: str, value: str) -> None:
@@ -176,7 +189,13 @@ def _alone(name: str, unit: MetricUnit, value: float, dimensions: Mapping[str, s
     for dimension, label in dimensions.items():
         one.add_dimension(name=dimension, value=label[:100] or "unknown")
     one.add_metric(name=name, unit=unit, value=value)
-    one.flush_metrics()
+    if is_metrics_disabled():
+        return
+    # What flush_metrics prints, as one write: print's two writes (line, then newline) could be
+    # split by a log line from another of the batch's threads.
+    line = json.dumps(one.serialize_metric_set(), separators=(",", ":")) + "\n"
+    with _metrics_lock:
+        sys.stdout.write(line)
 
 
 def recording_outcome(outcome: str, rule: str) -> None:
@@ -189,9 +208,7 @@ def time_to_record(seconds: float) -> None:
     """From the room event's `time` to GME's StartRecord answer: what a player waits before
     the recording runs. A sender clock ahead of ours would make it negative: counted as 0.
     Added to the invocation's own metrics, like the pacing wait."""
-    metrics.add_metric(
-        name=TIME_TO_RECORD, unit=MetricUnit.Milliseconds, value=round(max(seconds, 0) * 1000, 1)
-    )
+    _add(TIME_TO_RECORD, MetricUnit.Milliseconds, round(max(seconds, 0) * 1000, 1))
 
 
 def gme_error(code: str) -> None:
@@ -204,9 +221,7 @@ def pacing_wait(seconds: float) -> None:
     """How long a GME call waited for its fleet-wide slot: steady waits mean the fleet asks
     for more than GME's limit, and the queue's age will grow. Added to the invocation's own
     metrics (one EMF line per invocation, every wait a value in it), not flushed per call."""
-    metrics.add_metric(
-        name=PACING_WAIT, unit=MetricUnit.Milliseconds, value=round(seconds * 1000, 1)
-    )
+    _add(PACING_WAIT, MetricUnit.Milliseconds, round(seconds * 1000, 1))
 
 
 def webhook_failed() -> None:
