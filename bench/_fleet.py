@@ -18,6 +18,9 @@ from bench._virtual import Message, SimQueue, VirtualClock, Waiter
 from handler.domain.decision import RecordPlan
 from handler.domain.gme import RunningTask
 
+#: Seconds from the end of one invocation to the start of the next on the same instance.
+POLL_GAP = 0.1
+
 
 class VirtualContext:
     """The Lambda context parts the code reads, its deadline on the virtual clock."""
@@ -48,6 +51,7 @@ class Fleet:
     queue: SimQueue
     shape: Shape
     concurrent: bool = True
+    poll_gap: float = POLL_GAP
     failures: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -85,6 +89,7 @@ class Fleet:
                 if inboxes[i]:
                     self.clock.wake(idle[i])
             self.clock.wait(done)
+            self.clock.sleep(self.poll_gap)  # the poller hands this instance its next batch
 
     def _run(self, msg: Message, context: VirtualContext) -> None:
         from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord

@@ -25,7 +25,7 @@ from bench._common import (
     room_id,
     stdout_to_devnull,
 )
-from bench._fleet import Fleet
+from bench._fleet import POLL_GAP, Fleet
 from bench._stack import Shape, StateGme, build_stack
 from bench._virtual import SimQueue, VirtualClock
 
@@ -46,14 +46,21 @@ class TimedQueue(SimQueue):
 class World:
     """Clock, queue, fleet and the scheduler's tick of one virtual run."""
 
-    def __init__(self, clock: VirtualClock, gme: StateGme, shape: Shape, side_by_side: bool):
+    def __init__(
+        self,
+        clock: VirtualClock,
+        gme: StateGme,
+        shape: Shape,
+        side_by_side: bool,
+        poll_gap: float = POLL_GAP,
+    ) -> None:
         from handler import app
         from handler.lifecycle.plan import Planner
         from handler.lifecycle.tick import Lifecycle
 
         self.clock, self.gme, self.shape = clock, gme, shape
         self.queue = TimedQueue(clock, shape.visibility_timeout, shape.max_receives)
-        self.fleet = Fleet(clock, self.queue, shape, side_by_side)
+        self.fleet = Fleet(clock, self.queue, shape, side_by_side, poll_gap)
         settings = app.lifecycle_settings()
         planner = Planner(app.ledger(), app.schedules, settings)
         self.lifecycle = Lifecycle(

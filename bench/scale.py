@@ -26,6 +26,7 @@ from bench._common import (
     Result,
     biz_id,
     env_int,
+    event_body,
     header,
     report,
     room_id,
@@ -39,6 +40,8 @@ from bench._virtual import VirtualClock
 
 GME_LIMIT = 20  # StartRecords per second GME allows one credential
 BURST_TARGET = 1.1
+#: Seconds a real-time consumer thread waits before it looks at an empty queue again.
+CONSUMER_POLL = 0.005
 
 
 def p99(values: list[float]) -> float:
@@ -109,10 +112,11 @@ def burst(
     ]
 
 
-def two_apps(rooms: int, shape: Shape) -> list[Result]:
+def two_apps(rooms: int, latency: float, shape: Shape, side_by_side: bool) -> list[Result]:
     """Real time, real SDK over loopback HTTP: two BizIds under the emulator's one credential,
-    ``shape.instances`` threads each running ``worker.process_batch`` on batches of
-    ``shape.batch_size``; every record is a new room, so the pace is the only limit."""
+    every GME answer ``latency`` late, ``shape.instances`` threads each running
+    ``worker.process_batch`` on batches of ``shape.batch_size``; every record is a new room, so
+    the pace is the only limit. Then the same rooms through the virtual model, to check it."""
     from bench._common import handler_environment
     from bench.throughput import Queue
     from emulator import GmeEmulator
@@ -121,29 +125,31 @@ def two_apps(rooms: int, shape: Shape) -> list[Result]:
     from handler.local import LocalContext
 
     apps = (biz_id(), biz_id() + 1)
-    header(f"scale / two BizIds {apps} under one credential: {rooms} new rooms, real time")
+    header(
+        f"scale / two BizIds {apps}, one credential: {rooms} new rooms, L={latency:g}s, real time"
+    )
     queue = Queue(redelivery_delay=1.0)
     queue.put([sqs_record(room_id("apps", i), biz_id=apps[i % 2]) for i in range(rooms)])
     with GmeEmulator(rate_limit_per_second=GME_LIMIT) as emu, handler_environment(emu):
         app.service()
+        emu.delay_next("*", latency, count=10**9)  # every answer: the round trip to GME
         deadline = time.monotonic() + 10 * rooms / GME_LIMIT
 
         def consume() -> None:
             while not queue.done() and time.monotonic() < deadline:
                 batch = queue.receive(shape.batch_size)
                 if not batch:
-                    time.sleep(0.005)
+                    time.sleep(CONSUMER_POLL)
                     continue
                 queue.settle(batch, worker.process_batch(sqs_event(batch), LocalContext("w"))[1])
 
-        began = time.monotonic()
+        began = time.time()
         with stdout_to_devnull():
             threads = [threading.Thread(target=consume) for _ in range(shape.instances)]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
-        elapsed = time.monotonic() - began
         calls = emu.calls()
     refused = sum(1 for c in calls if (c.error_code or "").startswith(THROTTLED))
     # GME counts per (action, credential), whichever BizId: replay what the emulator accepted
@@ -153,14 +159,18 @@ def two_apps(rooms: int, shape: Shape) -> list[Result]:
     over = 0
     for call in sorted((c for c in calls if c.error_code is None), key=lambda c: c.at):
         replay_clock[0] = call.at
-        over += not limiter.allow((call.action, 0))
-    started = sum(1 for c in calls if c.action == "StartRecord" and c.error_code is None)
+        over += not limiter.allow((call.action, "the one credential"))
+    starts = [c.at for c in calls if c.action == "StartRecord" and c.error_code is None]
+    real_last = max(starts, default=began) + latency - began  # the answer of the last start
+    virtual_last = _virtual_twin(rooms, latency, shape, side_by_side, apps)
     print(
-        f"  {started} of {rooms} started in {elapsed:.1f} s ({started / elapsed:.1f}/s); "
+        f"  {len(starts)} of {rooms} started, the last answered after {real_last:.1f} s; "
         f"RequestLimitExceeded answers {refused}; accepted calls beyond {GME_LIMIT} in a rolling "
-        f"second per action for the one credential {over}"
+        f"second per action for the one credential {over}; the virtual model of the same run: "
+        f"{virtual_last:.1f} s"
     )
-    detail = f"{rooms} rooms over BizIds {apps[0]} and {apps[1]}, {shape.instances} workers"
+    detail = f"{rooms} rooms over BizIds {apps[0]} and {apps[1]}, L={latency:g}s"
+    check = virtual_last / real_last if len(starts) == rooms else float("inf")
     return [
         report(
             Result(
@@ -171,8 +181,34 @@ def two_apps(rooms: int, shape: Shape) -> list[Result]:
                 "<=",
                 detail,
             )
-        )
+        ),
+        report(
+            Result(
+                "scale",
+                "model check: |virtual / real time of the last start - 1|",
+                abs(check - 1),
+                0.15,
+                "<=",
+                f"{detail}: real {real_last:.1f} s, virtual {virtual_last:.1f} s",
+            )
+        ),
     ]
+
+
+def _virtual_twin(
+    rooms: int, latency: float, shape: Shape, side_by_side: bool, apps: tuple[int, int]
+) -> float:
+    """The real-time run on the virtual clock, with no store latency (the real run's stores are
+    local SQLite files) and its consumers' poll: seconds until the last start's answer."""
+    clock = VirtualClock(time.time())
+    t0 = clock.now()
+    with build_stack(clock, latency, store_latency=0.0) as gme, stdout_to_devnull():
+        world = lc.World(clock, gme, shape, side_by_side, poll_gap=CONSUMER_POLL)
+        for i in range(rooms):
+            world.queue.send(event_body(room_id("twin", i), t0, biz_id=apps[i % 2]))
+        while world.queue.pending() and clock.now() < t0 + 10 * rooms / GME_LIMIT:
+            clock.sleep(0.5)
+    return max(gme.started_at.values(), default=clock.now()) - t0
 
 
 def round_trips(rooms: int) -> list[Result]:
@@ -247,7 +283,7 @@ FIGURES: dict[str, Callable[[argparse.Namespace, Shape], list[Result]]] = {
     "sweep": lambda a, shape: [
         lc.full_sweep(a.sessions, a.lifecycle_latency, shape, a.side_by_side)
     ],
-    "apps": lambda a, shape: two_apps(a.app_rooms, shape),
+    "apps": lambda a, shape: two_apps(a.app_rooms, a.latency[0], shape, a.side_by_side),
     "ddb": lambda a, shape: round_trips(a.ddb_rooms),
 }
 
@@ -256,7 +292,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
     parser.add_argument("--rooms", type=int, default=env_int("BENCH_SCALE_ROOMS", 5000))
     parser.add_argument("--ddb-rooms", type=int, default=env_int("BENCH_SCALE_DDB_ROOMS", 20))
-    parser.add_argument("--app-rooms", type=int, default=env_int("BENCH_SCALE_APP_ROOMS", 200))
+    parser.add_argument("--app-rooms", type=int, default=env_int("BENCH_SCALE_APP_ROOMS", 300))
     parser.add_argument("--windows", type=int, default=env_int("BENCH_SCALE_WINDOWS", 2000))
     parser.add_argument("--tasks", type=int, default=env_int("BENCH_SCALE_TASKS", 5000))
     parser.add_argument("--sessions", type=int, default=env_int("BENCH_SCALE_SESSIONS", 50_000))
