@@ -151,7 +151,8 @@ artifact: $(DEPS)/.installed
 	fi
 	$(BIN)/python build_tools/slim.py zip $(BUILD)/lambda $(ARTIFACT)
 	@echo "$(EXTRA_NAMES)" > $(ARTIFACT:.zip=.extras)
-	@ls -l $(ARTIFACT)$(if $(EXTRA_NAMES), (extras: $(EXTRA_NAMES)))
+	@ls -l $(ARTIFACT)
+	@echo "optional parts: $(or $(EXTRA_NAMES),none)"
 
 # osls (open-source Serverless Framework v3 line), pinned in package-lock.json.
 node_modules/.installed: package.json package-lock.json

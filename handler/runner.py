@@ -56,9 +56,16 @@ def _local_keys(out: Out) -> list[str]:
 
 
 def _fresh_stores(out: Out) -> None:
-    """With a new emulator, the default stores start empty (see the module docstring)."""
+    """With a new emulator, the default stores start empty (see the module docstring). Stores
+    the user named are theirs: never moved, but a line says their task ids may be unknown."""
     paths = [Path(v.removeprefix("sqlite:///")) for v in DEFAULT_STORES.values()]
-    if any(name in os.environ for name in DEFAULT_STORES) or not any(p.exists() for p in paths):
+    named = [name for name in DEFAULT_STORES if os.environ.get(name)]
+    if named and any(_holds_data(os.environ[name]) for name in named):
+        out(f"  note: {' and '.join(named)} set: task ids kept there by an earlier emulator are")
+        out("        unknown to this one (unset them for fresh local stores)")
+    if named:
+        return
+    if not any(p.exists() for p in paths):
         return
     previous = Path(".local") / "previous"
     shutil.rmtree(previous, ignore_errors=True)
@@ -67,6 +74,13 @@ def _fresh_stores(out: Out) -> None:
         for part in path.parent.glob(path.name + "*"):  # the database and its -wal/-shm
             part.replace(previous / part.name)
     out("  stores: fresh for this emulator (the last run's are in .local/previous/)")
+
+
+def _holds_data(url: str) -> bool:
+    """A store that may hold earlier task ids: an existing SQLite file, or any other kind."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).exists()
+    return True
 
 
 @contextmanager
@@ -147,6 +161,12 @@ def _bind(host: str, port: int) -> ThreadingHTTPServer:
 
 def serve(host: str, port: int) -> None:
     """Check, bind, start, then print the banner in one piece: a mistake prints one line."""
+    other = stack.running()
+    if other is not None:
+        raise ConfigError(
+            f"a `make run` is already up here at {other.url} (pid {other.pid}): stop it first,"
+            " or start this one from another folder"
+        )
     log_format = use_log_format(os.environ.get("LOG_FORMAT"))
     given = os.environ.get("LOCAL_TICK_SECONDS")
     tick = preflight.seconds_setting("LOCAL_TICK_SECONDS", given, 60, low=0, high=86_400)

@@ -132,8 +132,30 @@ def cmd_send(args: argparse.Namespace) -> int:
         return 2
     worst = 0
     for raw, app_id in bodies_in(args.file):
-        worst = max(worst, _post(url, *signed_request(raw, args.app_id or app_id)))
+        route, body, headers = signed_request(raw, args.app_id or app_id)
+        _own_key_needed(route)
+        worst = max(worst, _post(url, route, body, headers))
     return worst
+
+
+_ROUTE_KEYS = {
+    "/v1/room-events": "WEBHOOK_SECRETS",
+    "/v1/trtc/room-callbacks": "TRTC_CALLBACK_KEY",
+    "/v1/gme/recording-callbacks": "GME_CALLBACK_KEY",
+}
+
+
+def _own_key_needed(route: str) -> None:
+    """The running stack verifies this route with the user's own key (never written to the
+    state file): signing with the local development key would only earn a 401."""
+    from handler import stack
+
+    running = stack.running()
+    name = _ROUTE_KEYS[route]
+    if running is not None and name not in running.local_keys and not os.environ.get(name):
+        raise ConfigError(
+            f"the stack at {running.url} verifies {route} with your own {name}: set it here too"
+        )
 
 
 def _post(url: str, route: str, body: bytes, headers: dict[str, str]) -> int:

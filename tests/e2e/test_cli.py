@@ -292,3 +292,53 @@ def test_deployed_functions_log_json_whatever_log_format_says(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     tick = [json.loads(x) for x in done.stdout.splitlines() if '"scheduler tick"' in x]
     assert tick, done.stdout
+
+
+def _run_in(folder: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "handler", "run"],
+        cwd=folder,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _send_in(folder: Path, env: dict[str, str]) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", "handler", "send", str(ROOT / "events" / "room-created.json")],
+        cwd=folder, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    answer: dict[str, object] = json.loads(done.stdout.split("\n", 1)[1])
+    return answer
+
+
+def test_a_new_emulator_starts_with_fresh_default_stores_no_phantom_task_id(tmp_path: Path) -> None:
+    """Restarting `make run` starts a new emulator; the room's task from the last run is not
+    answered as a duplicate with a task id the new emulator never had. A second stack in the
+    same folder is refused (it would take the first one's stores)."""
+    env = {k: v for k, v in _bare_env(tmp_path).items() if k not in ("IDEMPOTENCY_STORE",)}
+    answers = []
+    for _ in range(2):
+        proc = _run_in(tmp_path, env)
+        try:
+            assert proc.stderr is not None
+            while "act on this stack" not in proc.stderr.readline():
+                pass
+            if not answers:
+                second = _run_in(tmp_path, env)
+                _, err = second.communicate(timeout=60)
+                assert second.returncode == 2
+                assert "already up here" in err
+            answers.append(_send_in(tmp_path, env))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    first, again = answers
+    assert first["status"] == again["status"] == "started"
+    assert "duplicate" not in again
+    assert first["task_id"] != again["task_id"]
+    assert (tmp_path / ".local" / "previous" / "idempotency.db").exists()
+    assert not (tmp_path / ".local" / "stack.json").exists()  # each run withdrew it
