@@ -278,7 +278,7 @@ def lifecycle() -> Lifecycle:
 
     ls = lifecycle_settings()
     queue = publisher() if settings().record_queue_url else None
-    planner = Planner(ledger(), schedules, ls)
+    planner = Planner(ledger(), schedules, ls, policy)
     return Lifecycle(planner, lifecycle_steps, ledger(), ls, queue)
 
 
@@ -287,7 +287,7 @@ def lifecycle_steps() -> LifecycleSteps:
     """Runs lifecycle commands: in the worker for queued ones, in the tick without a queue."""
     from handler.lifecycle.steps import LifecycleSteps
 
-    return LifecycleSteps(service(), recorder, ledger(), lifecycle_settings())
+    return LifecycleSteps(service(), recorder, ledger(), lifecycle_settings(), policy)
 
 
 @once

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
+from handler.domain.decision import RecordPlan
 from handler.domain.gme import (
     TASK_IN_USE,
     TASK_NOT_FOUND,
@@ -94,6 +95,17 @@ class Recorder:
         """Stop one known task. Returns False when GME no longer had it (already stopped)."""
         try:
             self._gme.stop_record(biz_id, task_id)
+        except GmeError as exc:
+            if exc.code != TASK_NOT_FOUND:
+                raise
+            return False
+        return True
+
+    def modify_task(self, biz_id: int, task_id: str, plan: RecordPlan) -> bool:
+        """Bring a running task to `plan` (ModifyRecordInfo). Returns False when GME no longer
+        had it. Safe to repeat: the same plan twice is the same task state."""
+        try:
+            self._gme.modify_record(biz_id, task_id, plan)
         except GmeError as exc:
             if exc.code != TASK_NOT_FOUND:
                 raise

@@ -82,6 +82,11 @@ class WatchedLedger:
     def count_open(self, rule: str) -> int:
         return self.inner.count_open(rule)
 
+    def rule_page(
+        self, rule: str, limit: int, after: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        return self.inner.rule_page(rule, limit, after)
+
     def nearing_cap(self, started_before: float, limit: int) -> list[LedgerEntry]:
         return self.inner.nearing_cap(started_before, limit)
 

@@ -16,6 +16,7 @@ applied again to that, so concurrent writers never lose each other's change, and
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -299,6 +300,23 @@ class DynamoDBLedger:
             if "LastEvaluatedKey" not in page:
                 return total
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def rule_page(
+        self, rule: str, limit: int, after: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        kwargs: dict[str, Any] = {
+            "IndexName": "open-rule",
+            "KeyConditionExpression": "open_rule = :r",
+            "ExpressionAttributeValues": {":r": rule},
+            "Limit": limit,
+        }
+        if after:
+            kwargs["ExclusiveStartKey"] = json.loads(after)
+        page = self._table.query(**kwargs)
+        # The index may lag its entries by a moment: the entries read are the truth.
+        found = [e for e in self._fetch(page["Items"]) if e.rule == rule]
+        last = page.get("LastEvaluatedKey")
+        return found, json.dumps(last, sort_keys=True) if last else None
 
     def by_state(self, state: LedgerState | None = None, limit: int = 1000) -> list[LedgerEntry]:
         states = (state,) if state is not None else tuple(LedgerState)

@@ -159,6 +159,12 @@ class FallbackLedger:
     def count_open(self, rule: str) -> int:
         return self.primary.count_open(rule)
 
+    def rule_page(
+        self, rule: str, limit: int, after: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        # Old entries move to the new table within one sweep cycle; then they are found here.
+        return self.primary.rule_page(rule, limit, after)
+
     def nearing_cap(self, started_before: float, limit: int) -> list[LedgerEntry]:
         return self.primary.nearing_cap(started_before, limit)
 

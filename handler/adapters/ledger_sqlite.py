@@ -9,6 +9,7 @@ Terminal entries get an `expires_at` (TTL); open ones never expire; `purge_expir
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -66,6 +67,12 @@ _COUNTED = tuple(s.value for s in COUNTED_STATES)
 _COUNT_OPEN = (  # placeholders only; the rule and states travel as parameters
     "SELECT COUNT(*) FROM ledger WHERE json_extract(doc, '$.rule') = ?"  # noqa: S608
     f" AND state IN ({', '.join('?' for _ in _COUNTED)})"
+)
+
+_RULE_PAGE = (  # the rule's counted entries in key order, from a key on
+    "json_extract(doc, '$.rule') = ?"
+    f" AND state IN ({', '.join('?' for _ in _COUNTED)})"
+    " AND (biz_id, room_id, session) > (?, ?, ?) ORDER BY biz_id, room_id, session LIMIT ?"
 )
 
 
@@ -150,6 +157,16 @@ class SQLiteLedger:
     def count_open(self, rule: str) -> int:
         row = self._conn().execute(_COUNT_OPEN, (rule, *_COUNTED)).fetchone()
         return int(row[0])
+
+    def rule_page(
+        self, rule: str, limit: int, after: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        start = json.loads(after) if after else [0, "", ""]
+        found = self._select(_RULE_PAGE, (rule, *_COUNTED, *start, limit))
+        if len(found) < limit:
+            return found, None
+        last = found[-1]
+        return found, json.dumps([last.biz_id, last.room_id, last.session])
 
     def by_room(self, biz_id: int, room_id: str, limit: int = 100) -> list[LedgerEntry]:
         return self._select(

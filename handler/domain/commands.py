@@ -30,6 +30,7 @@ class CommandKind(StrEnum):
     END_WINDOW = "window.end"
     RENEW = "task.renew"
     CHECK = "session.check"
+    FOLLOW = "session.follow"
 
 
 class _Command(BaseModel):
@@ -89,16 +90,25 @@ class Check(_Command):
     checked_at: float
 
 
-LifecycleCommand = Annotated[
-    StartWindow | EndWindow | Renew | Check, Field(discriminator=COMMAND_FIELD)
-]
+class Follow(_Command):
+    """Bring the running task `task_id` to the decision of policy `policy_version`
+    (`apply_to_running`); stale once the entry follows it, or its task or the policy in force
+    at the worker is another."""
+
+    lifecycle_command: Literal[CommandKind.FOLLOW] = CommandKind.FOLLOW
+    task_id: Annotated[str, Field(min_length=1, max_length=32)]
+    policy_version: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+AnyCommand = StartWindow | EndWindow | Renew | Check | Follow
+LifecycleCommand = Annotated[AnyCommand, Field(discriminator=COMMAND_FIELD)]
 
 
 @cache
-def _adapter() -> TypeAdapter[StartWindow | EndWindow | Renew | Check]:
+def _adapter() -> TypeAdapter[AnyCommand]:
     return TypeAdapter(LifecycleCommand)
 
 
-def validate_command(doc: dict[str, Any]) -> StartWindow | EndWindow | Renew | Check:
+def validate_command(doc: dict[str, Any]) -> AnyCommand:
     """Raises pydantic's ValidationError; the inbound parser turns it into an InvalidEvent."""
     return _adapter().validate_python(doc)

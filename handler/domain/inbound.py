@@ -25,7 +25,7 @@ from pydantic import (
 from handler.domain import safejson
 
 if TYPE_CHECKING:  # the command models load with the first command (the webhook never does)
-    from handler.domain.commands import Check, EndWindow, Renew, StartWindow
+    from handler.domain.commands import AnyCommand
 
 from handler.domain.events import (
     BizId,
@@ -344,7 +344,7 @@ def is_command(doc: Any) -> bool:
 
 def parse_queue_message(
     doc: Any, source: EventSource, sdk_app_id: int | str | None = None
-) -> RoomEvent | IgnoredEvent | StartWindow | EndWindow | Renew | Check:
+) -> RoomEvent | IgnoredEvent | AnyCommand:
     """The worker's parse: whatever `parse_message` accepts, plus the lifecycle commands the
     scheduler puts on the internal queue (bare, never inside an SNS or EventBridge envelope).
     Only the queue worker calls this; the webhook never does."""

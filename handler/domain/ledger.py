@@ -281,6 +281,14 @@ class Ledger(Protocol):
         Reads only that rule's open entries, so its cost follows the cap, not the fleet."""
         ...
 
+    def rule_page(
+        self, rule: str, limit: int, after: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        """Up to `limit` of the rule's starting or recording entries (the index `count_open`
+        reads), in a stable order from the opaque cursor `after`, and the cursor of the next
+        page (None: that was the last). Plans that follow the policy page through these."""
+        ...
+
     def nearing_cap(self, started_before: float, limit: int) -> list[LedgerEntry]:
         """Recording entries whose current task started before `started_before`."""
         ...

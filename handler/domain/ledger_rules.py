@@ -253,6 +253,18 @@ def following(
     return change
 
 
+def follow_refused(policy_version: str, task_id: str, at: float, detail: str) -> Change:
+    """GME refused the new plan for good: the task keeps its plan, the entry notes why and
+    counts as following `policy_version`, so it is not tried again until the policy changes."""
+
+    def change(entry: LedgerEntry | None) -> LedgerEntry | None:
+        if entry is None or entry.closed or entry.task_id != task_id:
+            return None
+        return entry.changed(at, policy_version=policy_version).noted(at, "error", detail)
+
+    return change
+
+
 def checked(at: float, detail: str = "", **fields: object) -> Change:
     """The sweep looked at the entry; `checked_at` moves it to the back of the sweep queue."""
 

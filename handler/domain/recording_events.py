@@ -34,6 +34,7 @@ class ChangeKind(StrEnum):
     FAILED = "failed"  # GME refused for good
     STOPPED = "stopped"  # the session's task was stopped
     RENEWED = "renewed"  # the session got its next task (renewal, restart, adoption)
+    MODIFIED = "modified"  # a changed policy gave the running task a new plan (apply_to_running)
     FILE = "file"  # a GME callback named a new file
 
 
@@ -42,6 +43,7 @@ class StopReason(StrEnum):
     WINDOW_END = "window_end"  # its scheduled window ended
     OPERATOR = "operator"  # `python -m handler stop`
     ROOM_GONE = "room_gone"  # the sweep found the room gone (RoomNotFound)
+    POLICY = "policy"  # a changed policy now skips the session (apply_to_running)
     OTHER = "other"
 
 
@@ -52,6 +54,7 @@ _CLOSE_NOTES = (
     ("scheduled window ended", StopReason.WINDOW_END),
     ("stopped by an operator", StopReason.OPERATOR),
     ("sweep: room is gone", StopReason.ROOM_GONE),
+    ("policy now skips", StopReason.POLICY),  # handler.domain.follow.POLICY_STOP
 )
 _NEW_TASK_NOTES = {"renew": "renewal", "restart": "restart", "adopt": "adopt"}
 
@@ -60,6 +63,7 @@ EventType = Literal[
     "recording.failed",
     "recording.stopped",
     "recording.renewed",
+    "recording.modified",
     "recording.file",
 ]
 _EVENT_TYPES: dict[ChangeKind, EventType] = {
@@ -68,6 +72,7 @@ _EVENT_TYPES: dict[ChangeKind, EventType] = {
     ChangeKind.FAILED: "recording.failed",
     ChangeKind.STOPPED: "recording.stopped",
     ChangeKind.RENEWED: "recording.renewed",
+    ChangeKind.MODIFIED: "recording.modified",
     ChangeKind.FILE: "recording.file",
 }
 
@@ -90,8 +95,8 @@ class RecordingEvent(BaseModel):
     policy_version: str | None
     reason: str = Field(
         description="started: new | adopted; failed: the GME error code; stopped: close | "
-        "window_end | operator | room_gone | other; renewed: renewal | restart | adopt; "
-        "file: uploaded"
+        "window_end | operator | room_gone | policy | other; renewed: renewal | restart | "
+        "adopt; modified: policy; file: uploaded"
     )
     detail: str = ""
     adopted: bool | None = Field(default=None, description="recording.started only")
@@ -176,6 +181,8 @@ def _classify(
     if what == "failed":
         code = item.detail.split(":", 1)[0]
         return ChangeKind.FAILED, {"error_code": code, "reason": code}
+    if what == "modify" and item.task_id:
+        return ChangeKind.MODIFIED, {"reason": "policy"}
     if what == "stop" and item.task_id:
         return ChangeKind.STOPPED, {"reason": stop_reason(new).value}
     if what in _NEW_TASK_NOTES and item.task_id:
@@ -201,6 +208,8 @@ def _event(
     task_id = (item.task_id if item is not None else None) or entry.task_id
     at = item.at if item is not None else entry.updated_at
     tell_apart = extra.get("file_name") or extra.get("error_code") or ""
+    if kind is ChangeKind.MODIFIED:  # one task may be modified by each policy version
+        tell_apart = entry.policy_version or ""
     fields: dict[str, object] = {
         "id": event_id(
             entry.biz_id, entry.room_id, entry.session, etype, task_id, entry.generation, tell_apart

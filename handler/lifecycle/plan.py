@@ -19,25 +19,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from handler.domain.commands import Check, EndWindow, Renew, StartWindow
+from handler.domain.commands import AnyCommand, Check, EndWindow, Renew, StartWindow
 from handler.domain.ledger import GME_TASK_CAP_SECONDS, Ledger, LedgerState
 from handler.domain.ledger_rules import closing, starting
 from handler.domain.schedule import Schedules
+from handler.lifecycle.follow import FollowPlanner
 from handler.lifecycle.settings import LifecycleSettings
 
-Command = StartWindow | EndWindow | Renew | Check
+if TYPE_CHECKING:
+    from handler.domain.policy import Policy
+
+Command = AnyCommand
 #: Ended windows read per ledger query; the planner pages on while a page brings new ones.
 ENDING_PAGE = 500
 
 
 class Planner:
     def __init__(
-        self, ledger: Ledger, schedules: Callable[[], Schedules], settings: LifecycleSettings
+        self,
+        ledger: Ledger,
+        schedules: Callable[[], Schedules],
+        settings: LifecycleSettings,
+        policy: Callable[[], Policy] | None = None,
     ) -> None:
         self.ledger = ledger
         self._schedules = schedules
         self.settings = settings
+        self.follows = FollowPlanner(ledger, policy)  # running sessions of apply_to_running
 
     def plan(self, now: datetime, claim: bool) -> Iterator[Command]:
         """Lazily, so the caller can stop at its deadline between two units (a unit handed out
@@ -46,6 +56,7 @@ class Planner:
         yield from self.windows(now, claim)
         yield from self.window_ends(stamp)
         yield from self.renewals(stamp)
+        yield from self.follows.plan(stamp, self.settings.follows_per_tick)
         yield from self.checks(stamp)
 
     def windows(self, now: datetime, claim: bool) -> Iterator[StartWindow]:

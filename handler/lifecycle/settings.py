@@ -37,6 +37,7 @@ class LifecycleSettings(BaseModel):
     sweep_retry_after_seconds: Annotated[int, Field(ge=0)] = 600
     renew_before_seconds: Annotated[int, Field(ge=60, le=GME_TASK_CAP_SECONDS // 2)] = 3600
     renew_calls_per_second: Annotated[float, Field(gt=0, le=20)] = 10.0
+    follow_calls_per_second: Annotated[float, Field(gt=0, le=20)] = 5.0
 
     @model_validator(mode="after")
     def _renew_window_spans_ticks(self) -> LifecycleSettings:
@@ -59,6 +60,12 @@ class LifecycleSettings(BaseModel):
         the cap (35,400 with the defaults)."""
         return math.ceil(self.renew_calls_per_second * self.tick_seconds)
 
+    @property
+    def follows_per_tick(self) -> int:
+        """Running sessions one tick brings to a changed policy (`apply_to_running`): 300 with
+        the defaults, each one ModifyRecordInfo or StopRecord at most."""
+        return math.ceil(self.follow_calls_per_second * self.tick_seconds)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LifecycleSettings:
         env = os.environ if env is None else env
@@ -74,6 +81,7 @@ class LifecycleSettings(BaseModel):
             "sweep_retry_after_seconds": "SWEEP_RETRY_AFTER_SECONDS",
             "renew_before_seconds": "RENEW_BEFORE_SECONDS",
             "renew_calls_per_second": "RENEW_CALLS_PER_SECOND",
+            "follow_calls_per_second": "FOLLOW_CALLS_PER_SECOND",
         }
         data = {k: env[v] for k, v in names.items() if env.get(v)}
         try:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from handler.domain.commands import Check, CommandKind, EndWindow, Renew, StartWindow
+from handler.domain.commands import AnyCommand, CommandKind, EndWindow, Follow, Renew, StartWindow
 from handler.domain.decision import Decision
 from handler.domain.events import EventKind, EventSource, InboundFormat, RoomEvent
 from handler.domain.gme import GmeError
@@ -36,7 +37,10 @@ from handler.lifecycle.settings import LifecycleSettings
 from handler.recorder import Recorder
 from handler.service import RecordingService
 
-Command = StartWindow | EndWindow | Renew | Check
+if TYPE_CHECKING:
+    from handler.domain.policy import Policy
+
+Command = AnyCommand
 
 
 class StepResult(BaseModel):
@@ -59,11 +63,13 @@ class LifecycleSteps:
         recorder: Callable[[], Recorder],
         ledger: Ledger,
         settings: LifecycleSettings,
+        policy: Callable[[], Policy] | None = None,
     ) -> None:
         self.service = service
         self._recorder = recorder  # a factory: built on the first step that calls GME
         self.ledger = ledger
         self.settings = settings
+        self._policy = policy  # the policy in force, for `session.follow` units
 
     @property
     def recorder(self) -> Recorder:
@@ -79,6 +85,8 @@ class LifecycleSteps:
                 result, task = self.end_window(command)
             elif isinstance(command, Renew):
                 result, task = self.renew(command)
+            elif isinstance(command, Follow):
+                result, task = self.follow(command)
             else:
                 from handler.lifecycle.sweep import check
 
@@ -124,6 +132,16 @@ class LifecycleSteps:
             return "window_end_stale", None
         outcome = self.service.stop_entry(entry, entry.end_detail(), cmd.at)
         return "windows_ended" if entry.in_window else "max_duration_ended", outcome.task_id
+
+    # ------------------------------------------------------------ following
+
+    def follow(self, cmd: Follow) -> tuple[str, str | None]:
+        """Bring a running session to a changed policy (`handler.lifecycle.follow`)."""
+        from handler.lifecycle.follow import follow
+
+        if self._policy is None:
+            return "follow_stale", cmd.task_id
+        return follow(self, cmd, self._policy())
 
     # ---------------------------------------------------------------- renewal
 

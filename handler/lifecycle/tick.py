@@ -44,6 +44,7 @@ ERROR_COUNTS = {
     CommandKind.END_WINDOW: "stop_errors",
     CommandKind.RENEW: "renew_errors",
     CommandKind.CHECK: "sweep_errors",
+    CommandKind.FOLLOW: "follow_errors",
 }
 
 

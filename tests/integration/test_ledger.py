@@ -123,6 +123,29 @@ def test_count_open_counts_a_rule_s_starting_and_recording_sessions(ledger: Ledg
     assert ledger.count_open("no-such-rule") == 0
 
 
+def test_rule_page_pages_through_a_rule_s_counted_sessions_once_each(ledger: Ledger) -> None:
+    other = DECISION.model_copy(update={"rule": "other-rule"})
+    for i in range(7):
+        _start(ledger, f"p{i}", "s", float(i))
+    ledger.update(BIZ, "p1", "s", after_outcome(_started("1"), 9.0))  # recording: still in
+    ledger.update(BIZ, "p2", "s", closing(BIZ, "p2", "s", 9.0, "closed"))  # stopping: out
+    ledger.update(BIZ, "x", "s", starting(BIZ, "x", "s", other, 9.0))  # another rule's
+    seen: list[str] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        page, after = ledger.rule_page(DECISION.rule, 2, after)
+        pages += 1
+        assert len(page) <= 2
+        seen += [e.room_id for e in page]
+        if after is None:
+            break
+    assert sorted(seen) == ["p0", "p1", "p3", "p4", "p5", "p6"]
+    assert len(seen) == len(set(seen))
+    assert pages <= 4
+    assert ledger.rule_page("no-such-rule", 10) == ([], None)
+
+
 def test_callbacks_deduplicate(ledger: Ledger) -> None:
     _start(ledger, "cb", "s", 1.0)
     note = CallbackNote(task_id="7", event_type=3, seq=1, files=("f1.mp3",))

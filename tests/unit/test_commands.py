@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handler.domain.commands import Check, CommandKind, EndWindow, Renew, StartWindow
+from handler.domain.commands import Check, CommandKind, EndWindow, Follow, Renew, StartWindow
 from handler.domain.decision import Decision, RecordPlan
 from handler.domain.events import EventSource
 from handler.domain.inbound import InvalidEvent, parse_message, parse_queue_message
@@ -30,6 +30,14 @@ COMMANDS = [
     EndWindow(biz_id=BIZ, room_id="r", session="window-x", at=2.0),
     Renew(biz_id=BIZ, room_id="r", session="m", at=3.0, generation=2, task_id="9007199254740993"),
     Check(biz_id=BIZ, room_id="r", session="m", at=4.0, checked_at=0.25),
+    Follow(
+        biz_id=BIZ,
+        room_id="r",
+        session="m",
+        at=5.0,
+        task_id="9007199254740995",
+        policy_version="sha256:0feb17af3455c016",
+    ),
 ]
 
 
@@ -96,4 +104,5 @@ def test_command_kinds_are_stable_wire_names() -> None:
         "window.end",
         "task.renew",
         "session.check",
+        "session.follow",
     ]

@@ -162,3 +162,31 @@ def test_the_kept_event_stays_within_the_entry_budget() -> None:
         entry = grown
     assert len(entry.model_dump_json().encode()) <= MAX_ENTRY_BYTES
     assert len(kept.model_dump_json().encode()) <= ATTRIBUTES_BYTES + 200
+
+
+def test_a_followed_change_is_one_recording_event_per_policy_version() -> None:
+    from handler.domain.recording_events import StopReason, changes, stop_reason
+
+    entry = recording(policy("mixed", follow=None))
+    ids = []
+    for version, mode in (("v2", RecordMode.SINGLE), ("v3", RecordMode.BOTH)):
+        decision = Decision(
+            record=True,
+            rule="ranked",
+            reason="x",
+            policy_version=version,
+            plan=RecordPlan(record_mode=mode),
+        )
+        moved = following(decision, "7", 5.0, f"{version}: a -> b", modified=True)(entry)
+        assert moved is not None
+        [change] = changes(entry, moved)
+        assert change.event is not None
+        assert (change.event.type, change.event.reason) == ("recording.modified", "policy")
+        assert change.event.task_id == "7"
+        ids.append(change.event.id)
+        entry = moved
+    assert len(set(ids)) == 2
+    skip = adjust(entry, redecide(entry, policy(None, action="skip")))
+    closed = closing(*entry.key, 6.0, skip.reason)(entry)
+    assert closed is not None
+    assert stop_reason(closed) is StopReason.POLICY
