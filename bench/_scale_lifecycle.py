@@ -87,6 +87,14 @@ class World:
         self.clock.spawn(arrive)
         return sent
 
+    def summary(self, began: float) -> str:
+        """What the run cost: ticks, throttled answers, GME calls, failures, real seconds."""
+        return (
+            f"{self.ticks} ticks; {self.gme.throttled} throttled; GME calls "
+            f"{dict(sorted(self.gme.calls.items()))}; failed deliveries {self.fleet.failures}; "
+            f"{time.perf_counter() - began:.1f} s real"
+        )
+
     def tick(self) -> dict[str, int]:
         self.ticks += 1
         return self.lifecycle.tick(datetime.fromtimestamp(self.clock.now(), tz=UTC))
@@ -139,8 +147,7 @@ def windows(count: int, latency: float, shape: Shape, side_by_side: bool, tmp: P
     ideal = count / GME_LIMIT
     print(
         f"  {len(started)} of {count} recording, the last {last:.1f} s after the windows opened "
-        f"(ideal {ideal:.0f} s); {world.ticks} ticks; GME calls {dict(sorted(gme.calls.items()))};"
-        f" failed deliveries {world.fleet.failures}; {time.perf_counter() - began:.1f} s real"
+        f"(ideal {ideal:.0f} s); {world.summary(began)}"
     )
     value = last / ideal if len(started) == count else float("inf")
     detail = f"{count} windows, L={latency:g}s, tick every {shape.tick_seconds:g} s"
@@ -194,8 +201,7 @@ def renewal(tasks: int, latency: float, shape: Shape, side_by_side: bool, tmp: P
     print(
         f"  {len(by_room)} rooms recorded, {len(all_tasks)} tasks; cut by the 24 h cap: "
         f"{len(cut)}; renewal gaps max {max(gaps, default=0):.2f} s over {len(gaps)} renewals; "
-        f"{world.ticks} ticks; GME calls {dict(sorted(gme.calls.items()))}; failed deliveries "
-        f"{world.fleet.failures}; {time.perf_counter() - began:.1f} s real"
+        f"{world.summary(began)}"
     )
     detail = (
         f"{tasks} rooms, L={latency:g}s, {len(gaps)} renewals, max gap {max(gaps, default=0):.2f} s"
@@ -246,9 +252,8 @@ def full_sweep(sessions: int, latency: float, shape: Shape, side_by_side: bool) 
         world.run_ticks(first + 20 * 3600, lambda: len(gme.described) >= sessions)
         cycle = clock.now() - first
     print(
-        f"  {len(gme.described)} of {sessions} checked in {cycle:.0f} s ({world.ticks} ticks); "
-        f"GME calls {dict(sorted(gme.calls.items()))}; failed deliveries {world.fleet.failures}; "
-        f"seeding {seeding:.1f} s, all {time.perf_counter() - began:.1f} s real"
+        f"  {len(gme.described)} of {sessions} checked in {cycle:.0f} s; seeding {seeding:.1f} s; "
+        f"{world.summary(began)}"
     )
     detail = f"{sessions} sessions, L={latency:g}s, {world.ticks} ticks of {shape.tick_seconds:g} s"
     return report(

@@ -71,7 +71,6 @@ def burst(
             clock.sleep(1.0)
     if clock.failures:
         raise clock.failures[0]
-    queue, fleet = world.queue, world.fleet
     started = {room: at for room, at in gme.started_at.items() if room in created}
     last = max(started.values(), default=give_up) - t0
     ideal = max(rooms / GME_LIMIT, spread)  # the spread bounds small bursts
@@ -82,9 +81,8 @@ def burst(
     missing = rooms - len(started)
     print(
         f"  last start {last:.1f} s after the first event (ideal {ideal:.0f} s); "
-        f"{len(started)} started, {missing} not; {len(queue.dlq)} in the DLQ; "
-        f"GME calls {dict(sorted(gme.calls.items()))}; failed deliveries {fleet.failures}; "
-        f"{time.perf_counter() - began:.1f} s real"
+        f"{len(started)} started, {missing} not; {len(world.queue.dlq)} in the DLQ; "
+        f"{world.summary(began)}"
     )
     detail = f"{rooms} rooms in {spread:g} s, L={latency:g}s, {shape.instances}x{shape.batch_size}"
     return [
