@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from typing import Annotated
@@ -48,6 +47,8 @@ OPTIONAL_PARTS = {"redis": "redis", "xray": "aws_xray_sdk"}
 def require_part(extra: str, needed_by: str) -> None:
     """Fail at start, naming the setting and the build option, when a setting needs an optional
     part that this build (the default zip, or `make run`'s environment) does not carry."""
+    import importlib.util
+
     if importlib.util.find_spec(OPTIONAL_PARTS[extra]) is None:
         raise ValueError(
             f"{needed_by} needs the optional part `{extra}`, which this build lacks: deploy a zip"

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import sys
@@ -247,7 +246,11 @@ def _tracer() -> Any:
     """The Powertools Tracer, built (and the X-Ray SDK imported) on first use only. Without the
     SDK (a zip built without EXTRAS=xray) there is none: the settings then refuse to load and
     name the fix, instead of every invocation failing on an import."""
-    if not tracing_enabled() or importlib.util.find_spec("aws_xray_sdk") is None:
+    if not tracing_enabled():
+        return None
+    import importlib.util  # here, not at import: the scheduler's import is kept minimal
+
+    if importlib.util.find_spec("aws_xray_sdk") is None:
         return None
     from aws_lambda_powertools import Tracer
 
