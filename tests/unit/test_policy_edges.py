@@ -142,3 +142,111 @@ def test_has_quotas_only_when_a_rule_or_the_default_is_capped() -> None:
         "version: 1\nrules: []\ndefault: {action: record, max_concurrent: 1}\n"
     )
     assert capped_default.has_quotas
+
+
+def why(when: dict[str, object], event: RoomEvent) -> str:
+    """The explanation `explain` and `check-policy --cases` show for a rule that missed."""
+    decision = one_rule(when=when).decide(event)
+    assert not decision.record
+    return decision.misses[0].why
+
+
+@pytest.mark.parametrize(
+    ("bound", "value", "text"),
+    [
+        ({"gt": 4}, 4, "attribute 'players' is 4, not gt 4"),
+        ({"gte": 4}, 3, "attribute 'players' is 3, not gte 4"),
+        ({"lt": 4}, 4, "attribute 'players' is 4, not lt 4"),
+        ({"lte": 4}, 5, "attribute 'players' is 5, not lte 4"),
+        ({"gt": 4}, "many", "attribute 'players' is 'many', not a number"),
+        ({"gt": 4}, True, "attribute 'players' is True, not a number"),
+    ],
+)
+def test_a_missed_bound_is_explained_with_the_value_and_the_bound(
+    bound: dict[str, float], value: object, text: str
+) -> None:
+    assert why({"attributes": {"players": bound}}, room(players=value)) == text
+
+
+@pytest.mark.parametrize(
+    ("bound", "value"),
+    [({"gt": 4}, 5), ({"gte": 4}, 4), ({"lt": 4}, 3), ({"lte": 4}, 4)],
+)
+def test_a_bound_that_holds_is_not_the_reason(bound: dict[str, float], value: int) -> None:
+    when = {"attributes": {"players": bound, "mode": {"equals": "ranked"}}}
+    assert why(when, room(players=value, mode="casual")) == (
+        "attribute 'mode' is 'casual', not 'ranked'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "attributes", "text"),
+    [
+        ({"exists": True}, {}, "attribute 'a' is missing"),
+        ({"exists": False}, {"a": 1}, "attribute 'a' is present"),
+        ({"not_equals": "x"}, {"a": "x"}, "attribute 'a' is 'x'"),
+        ({"in": ["x", "y"]}, {"a": "z"}, "attribute 'a' is 'z', not one of ['x', 'y']"),
+        ({"in": ["x", "y"]}, {}, "attribute 'a' is missing, not one of ['x', 'y']"),
+        ({"in": [1]}, {"a": True}, "attribute 'a' is True, not one of [1]"),
+    ],
+)
+def test_each_attribute_condition_explains_its_miss(
+    condition: dict[str, object], attributes: dict[str, object], text: str
+) -> None:
+    assert why({"attributes": {"a": condition}}, room(**attributes)) == text
+
+
+def test_conditions_that_hold_are_not_named() -> None:
+    when = {
+        "attributes": {
+            "a": {"exists": True, "not_equals": "no", "in": ["x", "y"]},
+            "b": {"equals": 1},
+        }
+    }
+    assert why(when, room(a="x", b=2)) == "attribute 'b' is 2, not 1"
+
+
+def test_a_missed_source_is_explained() -> None:
+    event = room(source=EventSource.QUEUE)
+    assert why({"source": ["webhook", "schedule"]}, event) == (
+        "source queue not in ['webhook', 'schedule']"
+    )
+    assert why({"source": ["queue"], "room_id": "x-*"}, event).startswith("room_id")
+
+
+@pytest.mark.parametrize(
+    ("regex", "first"),
+    [
+        ("^a\\|b", "a"),  # an escaped '|' is no alternative: the index may stay on 'a'
+        ("^a[x|]", "a"),  # a '|' inside a class, after another character
+        # Python reads a ']' first in a class as a literal; the index does not, and so stays
+        # safe (any first character) rather than wrong.
+        ("^a[]|]", None),
+        ("^a(b|c)d", "a"),
+        ("^a*", None),  # zero or more: any first character
+        ("^ab", "a"),
+        ("^.b", None),
+        ("^a|b", None),
+        ("a", None),  # not anchored
+    ],
+)
+def test_the_index_keeps_the_first_character_when_it_is_certain(
+    regex: str, first: str | None
+) -> None:
+    from handler.domain.policy.document import When
+    from handler.domain.policy.matchers import first_chars
+
+    allowed = first_chars(When.model_validate({"room_id_regex": regex}))
+    assert allowed == (None if first is None else frozenset({first}))
+
+
+def test_the_sampling_bucket_is_the_documented_hash() -> None:
+    """docs/policy.md gives the formula so a studio can predict which rooms a rule samples."""
+    import hashlib
+
+    from handler.domain.policy.matchers import sample_bucket
+
+    for session in ("s-1", "s-2", "会话"):
+        text = f"ranked\n{BIZ}:ranked-eu-1:{session}".encode()
+        want = int.from_bytes(hashlib.sha256(text).digest()[:8], "big") % 10000
+        assert sample_bucket("ranked", BIZ, "ranked-eu-1", session) == want

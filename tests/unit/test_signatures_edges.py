@@ -79,7 +79,7 @@ def test_a_key_that_is_not_configured_is_its_own_refusal() -> None:
 @pytest.mark.parametrize("huge", [10**400, -(10**400)])
 def test_a_timestamp_too_large_for_a_float_is_stale(huge: int) -> None:
     with pytest.raises(SignatureRejected) as info:
-        check_fresh(huge, NOW, "CallbackTs")
+        check_fresh(huge, float(NOW), "CallbackTs")  # float - huge int overflows
     assert info.value.code == "stale_timestamp"
 
 
@@ -127,7 +127,39 @@ def test_an_entry_without_leading_digits_is_an_unbound_key_taken_whole() -> None
 
 @pytest.mark.parametrize(
     ("value", "key"),
-    [("0140", "140"), (" 7 ", "7"), ("9" * 39, "9" * 39), ("1" * 40, "1" * 40), ("x1", "x1")],
+    [
+        ("0140", "140"),
+        (" 7 ", "7"),
+        ("0" + "9" * 38, "9" * 38),  # 39 characters: a number
+        ("0" + "1" * 39, "0" + "1" * 39),  # 40 characters: compared as text
+        ("x1", "x1"),
+    ],
 )
 def test_app_ids_compare_as_numbers_when_short_digit_strings(value: str, key: str) -> None:
     assert app_key(value) == key
+
+
+def test_keys_may_come_as_any_iterable_and_none_is_not_configured() -> None:
+    from handler.domain.signatures import verify_gme_callback, verify_trtc
+
+    good = sign_standard_webhook(KEY, "m", NOW, BODY)
+    wrong = "v1," + "A" * 43 + "="
+    header = signed(signature=f"{wrong} {good}")  # the key is needed for the second candidate
+    assert verify_standard_webhook(iter([KEY]), header, BODY, NOW) == "m"
+    for verify in (
+        lambda: verify_standard_webhook(iter([]), signed(), BODY, NOW),
+        lambda: verify_trtc(iter([]), "sig", BODY, "1"),
+        lambda: verify_gme_callback(iter([]), "sig", BODY),
+    ):
+        with pytest.raises(SignatureRejected) as info:
+            verify()
+        assert info.value.code == "not_configured"
+
+
+def test_a_refusal_reads_as_its_message() -> None:
+    exc = SignatureRejected("bad_signature", "Sign does not match")
+    assert (str(exc), exc.code, exc.message) == (
+        "Sign does not match",
+        "bad_signature",
+        exc.message,
+    )
