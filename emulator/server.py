@@ -115,9 +115,14 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         if self.command == "POST" and url.path == "/":
             headers = {name.lower(): value for name, value in self.headers.items()}
+            half_trip = emulator.latency / 2  # the way in: GME counts the request on arrival
+            if half_trip:
+                time.sleep(half_trip)
             status, payload, content_type, drop = emulator._protocol.answer(
                 headers, body, url.query
             )
+            if half_trip:
+                time.sleep(half_trip)  # and the way back
             if drop:
                 self.close_connection = True  # no status line, no headers: a lost response
                 return
@@ -145,8 +150,14 @@ class GmeEmulator:
         credentials: dict[str, str] | None = None,
         rate_limit_per_second: int = 20,
         clock: Callable[[], float] = time.time,
+        latency: float = 0.0,
     ) -> None:
+        if latency < 0:
+            raise ValueError("latency must be >= 0")
         self.host = host
+        #: Seconds of network round trip every API call takes (half before GME counts it, half
+        #: after), as from an AWS region to Tencent Cloud; 0 on loopback. For benchmarks.
+        self.latency = latency
         self._requested_port = port
         self._service = RecordingService(clock, rate_limit_per_second)
         self._protocol = ApiProtocol(

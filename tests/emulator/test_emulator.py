@@ -776,3 +776,14 @@ def test_verifier_accepts_sdk_style_and_documented_lowercase_header_values() -> 
         assert signing.verify_signature(auth, "key", **verify)
         assert not signing.verify_signature(auth, "other-key", **verify)
         assert not signing.verify_signature(auth, "key", **(verify | {"timestamp": 1_700_086_400}))
+
+
+def test_latency_holds_every_answer_and_counts_the_request_halfway() -> None:
+    with GmeEmulator(latency=0.2) as emu:
+        client = make_client(emu)
+        began = time.time()
+        describe_task(client)
+        done = time.time()
+        [call] = emu.calls("DescribeTaskInfo")
+    assert done - began >= 0.2
+    assert began + 0.1 <= call.at <= done - 0.1  # arrival is half a round trip in
