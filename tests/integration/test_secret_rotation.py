@@ -168,3 +168,33 @@ def test_rotated_tencent_credentials_are_taken_by_the_same_client(
     calls = stack.emulator.calls("StartRecord")
     assert [c.error_code for c in calls] == [None, "AuthFailure.SecretIdNotFound", None, None]
     assert len({c.task_id for c in calls if c.task_id}) == 3  # one task per room, no second
+
+
+def test_an_auth_failure_is_repeated_only_with_changed_credentials(emulator: Any) -> None:
+    """The SDK adapter alone, on the emulator: asked to re-read after an AuthFailure, unchanged
+    credentials are not tried twice; new ones go on the same client and the call is repeated
+    once."""
+    from handler.adapters.gme_client import TencentGme
+    from handler.domain.decision import RecordPlan
+    from handler.domain.gme import GmeError
+
+    old = (DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, None)
+    new = ("AKIDrotatedthree", "rotated-secret-key-three", None)
+    current, stored = [old], [old]  # in use / in the secret store
+
+    def reread() -> bool:
+        current[0] = stored[0]
+        return True
+
+    sdk = TencentGme(emulator.url, *old, timeout_seconds=2, credentials=lambda: current[0],
+                     on_auth_failure=reread)  # fmt: skip
+    emulator.set_credentials({new[0]: new[1]})
+    with pytest.raises(GmeError, match="AuthFailure"):
+        sdk.start_record(1400000000, "room-before", RecordPlan())
+    stored[0] = new
+    assert sdk.start_record(1400000000, "room-after", RecordPlan())
+    assert [c.error_code for c in emulator.calls("StartRecord")] == [
+        "AuthFailure.SecretIdNotFound",  # nothing new to read: not repeated
+        "AuthFailure.SecretIdNotFound",
+        None,  # repeated once with the new pair
+    ]
