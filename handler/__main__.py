@@ -70,7 +70,7 @@ def _policy(setting: str | None) -> Any:
 def cmd_check(args: argparse.Namespace) -> int:
     from handler import policy_cases
     from handler.domain.policy import PolicyError
-    from handler.domain.policy.explain import time_limits
+    from handler.domain.policy.explain import followed, time_limits
 
     try:
         policy = _policy(args.file)
@@ -81,6 +81,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         rules = len(policy.document.rules)
         print(f"ok: {policy.source}: {rules} rules, version {policy.version}")
         print(time_limits(policy))
+        if (running := followed(policy)) is not None:
+            print(running)
         return 0
     try:
         text = Path(args.cases).read_text(encoding="utf-8")

@@ -4,6 +4,8 @@ stop), and the ledger rule that records it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from handler.domain.decision import Decision, RecordMode, RecordPlan
@@ -190,3 +192,16 @@ def test_a_followed_change_is_one_recording_event_per_policy_version() -> None:
     closed = closing(*entry.key, 6.0, skip.reason)(entry)
     assert closed is not None
     assert stop_reason(closed) is StopReason.POLICY
+
+
+def test_check_policy_names_the_rules_that_follow(tmp_path: Any, capsys: Any) -> None:
+    from handler.__main__ import main
+
+    path = tmp_path / "p.yaml"
+    path.write_text(FORMAT_ONE)
+    assert main(["check-policy", str(path)]) == 0
+    assert "apply_to_running" not in capsys.readouterr().out
+    path.write_text(FORMAT_ONE.replace("record_mode: mixed", "apply_to_running: true"))
+    assert main(["check-policy", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("apply_to_running: ranked (their running sessions follow")

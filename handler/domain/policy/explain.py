@@ -81,6 +81,15 @@ def time_limits(policy: Policy) -> str:
     return "max_duration: " + (", ".join(shown) if shown else "no rule records")
 
 
+def followed(policy: Policy) -> str | None:
+    """The rules whose running sessions follow this document, as `check-policy` names them
+    (None when none does): what a mistake in it would reach at once."""
+    if not policy.followed_rules:
+        return None
+    names = ", ".join(policy.followed_rules)
+    return f"apply_to_running: {names} (their running sessions follow a change at the next tick)"
+
+
 def _limit(seconds: int | None) -> str:
     return "none" if seconds is None else format_duration(seconds)
 
