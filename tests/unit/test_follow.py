@@ -4,8 +4,6 @@ stop), and the ledger rule that records it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from handler.domain.decision import Decision, RecordMode, RecordPlan
@@ -194,14 +192,11 @@ def test_a_followed_change_is_one_recording_event_per_policy_version() -> None:
     assert stop_reason(closed) is StopReason.POLICY
 
 
-def test_check_policy_names_the_rules_that_follow(tmp_path: Any, capsys: Any) -> None:
-    from handler.__main__ import main
+def test_check_policy_names_the_rules_that_follow() -> None:
+    from handler.domain.policy.explain import followed
 
-    path = tmp_path / "p.yaml"
-    path.write_text(FORMAT_ONE)
-    assert main(["check-policy", str(path)]) == 0
-    assert "apply_to_running" not in capsys.readouterr().out
-    path.write_text(FORMAT_ONE.replace("record_mode: mixed", "apply_to_running: true"))
-    assert main(["check-policy", str(path)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[-1].startswith("apply_to_running: ranked (their running sessions follow")
+    assert followed(yaml_policy(FORMAT_ONE)) is None
+    on = yaml_policy(FORMAT_ONE.replace("record_mode: mixed", "apply_to_running: true"))
+    assert followed(on) == (
+        "apply_to_running: ranked (their running sessions follow a change at the next tick)"
+    )
