@@ -163,3 +163,31 @@ def test_the_worker_runs_a_queued_unit_once(stack: Stack, edit_policy: Any) -> N
     assert the_task(stack).record_mode == 3
     other = unit.model_copy(update={"policy_version": "sha256:0000000000000000"})
     assert results(deliver(stack, other)) == ["follow_stale"]  # not the policy in force
+
+
+def test_on_the_deployed_dynamodb_ledger_a_tick_modifies_and_the_next_reads_nothing_new(
+    stack: Stack, edit_policy: Any, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from tests.servers import moto_env
+
+    moto_env(monkeypatch, moto_url, "dynamodb")
+    monkeypatch.setenv("LEDGER_STORE", f"dynamodb://ledger-{uuid.uuid4().hex[:8]}")
+    provider = app.policy_provider()
+    app.reset()
+    app.policy_provider.provide(provider)  # the test's provider, on its clock
+    app.ledger().inner.create_table()
+    edit_policy(apply_to_running=True)
+    rooms = [f"ranked-eu-{i}" for i in range(3)]
+    for i, name in enumerate(rooms):
+        send(stack, created(session=f"m-{i}", room=name))
+    version = edit_policy(record_mode="single")
+    assert tick(stack, time.time())["follow_modified"] == 3
+    assert {t.record_mode for t in stack.emulator.tasks(running_only=True)} == {1}
+    for i, name in enumerate(rooms):
+        assert entry(session=f"m-{i}", room=name).policy_version == version
+    assert app.ledger().count_open(RULE) == 3  # still counted under the rule
+    report = tick(stack, time.time() + 60)
+    assert not any(k.startswith("follow_") for k in report)
+    assert len(stack.emulator.calls("ModifyRecordInfo")) == 3
