@@ -30,7 +30,7 @@ from tests.deploy.test_template import ARTIFACT, lambda_python
 SMOKE = ROOT / "build" / "smoke"
 
 # Runs in the bare Python 3.12: the two folders first on the path, then the entries' work.
-DRIVER = r"""
+PRELUDE = r"""
 import json, os, sys, sysconfig
 function_dir, runtime_dir = os.environ["FUNCTION_DIR"], os.environ["RUNTIME_DIR"]
 sys.path[:0] = [function_dir, runtime_dir]
@@ -45,7 +45,10 @@ class Context:
 
     def get_remaining_time_in_millis(self):
         return 20_000
-
+"""
+DRIVER = (
+    PRELUDE
+    + r"""
 
 events = json.load(sys.stdin)
 results = {
@@ -61,6 +64,7 @@ outside = sorted(
 )
 print(json.dumps({"results": results, "outside": outside}))
 """
+)
 
 pytestmark = [
     pytest.mark.skipif(lambda_python() is None, reason="no Python 3.12: `make artifact` warned"),
@@ -78,6 +82,21 @@ def function_folder(into: Path) -> Path:
     for item in (SMOKE / "deps").iterdir():
         (into / item.name).symlink_to(item)
     return into
+
+
+def lambda_env(folder: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """What the Lambda runtime sets, the deployment's settings, nothing from this machine."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "FUNCTION_DIR": str(folder),
+        "RUNTIME_DIR": str(SMOKE / "runtime"),
+        "AWS_LAMBDA_FUNCTION_NAME": "smoke",
+        "AWS_REGION": "eu-west-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "GmeAutorecord",
+        "IDEMPOTENCY_STORE": f"sqlite:///{tmp_path}/idempotency.db",
+        "WEBHOOK_SECRETS": WEBHOOK_SECRET,
+        **extra,
+    }
 
 
 def events() -> dict[str, Any]:
@@ -104,19 +123,13 @@ def test_the_zip_records_a_room_with_nothing_but_its_own_contents(tmp_path: Path
     python = lambda_python()
     assert python is not None
     with GmeEmulator() as emu:
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "FUNCTION_DIR": str(folder),
-            "RUNTIME_DIR": str(SMOKE / "runtime"),
-            "AWS_LAMBDA_FUNCTION_NAME": "smoke",
-            "AWS_REGION": "eu-west-1",
-            "POWERTOOLS_METRICS_NAMESPACE": "GmeAutorecord",
-            "GME_ENDPOINT": emu.url,
-            "TENCENTCLOUD_SECRET_ID": DEFAULT_SECRET_ID,
-            "TENCENTCLOUD_SECRET_KEY": DEFAULT_SECRET_KEY,
-            "IDEMPOTENCY_STORE": f"sqlite:///{tmp_path}/idempotency.db",
-            "WEBHOOK_SECRETS": WEBHOOK_SECRET,
-        }
+        env = lambda_env(
+            folder,
+            tmp_path,
+            GME_ENDPOINT=emu.url,
+            TENCENTCLOUD_SECRET_ID=DEFAULT_SECRET_ID,
+            TENCENTCLOUD_SECRET_KEY=DEFAULT_SECRET_KEY,
+        )
         done = subprocess.run(
             [python, "-I", "-S", "-c", DRIVER],  # -I -S: no site-packages, no user paths
             input=json.dumps(events()),
@@ -141,22 +154,12 @@ def test_the_zip_records_a_room_with_nothing_but_its_own_contents(tmp_path: Path
 
 
 # The webhook of the default zip, given settings that need a part the zip lacks.
-MISSING_PART_DRIVER = r"""
-import json, os, sys
-sys.path[:0] = [os.environ["FUNCTION_DIR"], os.environ["RUNTIME_DIR"]]
-import handler.webhook
-
-class Context:
-    function_name = "smoke"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:smoke"
-    aws_request_id = "smoke-request"
-
-    def get_remaining_time_in_millis(self):
-        return 20_000
-
+MISSING_PART_DRIVER = (
+    PRELUDE
+    + r"""
 print(json.dumps(handler.webhook.handler(json.load(sys.stdin), Context())))
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -174,17 +177,7 @@ def test_a_setting_needing_a_part_the_default_zip_lacks_is_refused_by_name(
     assert ARTIFACT.exists(), "run `make package`"
     assert ARTIFACT.with_suffix(".extras").read_text().split() == [], "needs the default zip"
     folder = function_folder(tmp_path / "function")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "FUNCTION_DIR": str(folder),
-        "RUNTIME_DIR": str(SMOKE / "runtime"),
-        "AWS_LAMBDA_FUNCTION_NAME": "smoke",
-        "AWS_REGION": "eu-west-1",
-        "POWERTOOLS_METRICS_NAMESPACE": "GmeAutorecord",
-        "IDEMPOTENCY_STORE": f"sqlite:///{tmp_path}/idempotency.db",
-        "WEBHOOK_SECRETS": WEBHOOK_SECRET,
-        **setting,
-    }
+    env = lambda_env(folder, tmp_path, **setting)
     done = subprocess.run(
         [str(lambda_python()), "-I", "-S", "-c", MISSING_PART_DRIVER],
         input=json.dumps(events()["webhook"]),
