@@ -76,7 +76,6 @@ def test_a_mistake_is_one_line_naming_it_and_exit_2(
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: "), lines
     assert named in lines[0], lines
-    assert stack.running() is None  # nothing started
 
 
 def test_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:
@@ -186,6 +185,8 @@ def test_stop_and_invoke_use_the_stack_emulator_no_phantom_task_ids(local_stack)
     assert json.loads(done.stdout)["status"] == "stopped"
     tasks = json.loads(_cli("tasks", "--json", env=bare).stdout)
     assert [(t["task_id_str"], t["running"]) for t in tasks] == [(started["task_id"], False)]
+    room = _cli("room", "1400000000", "ranked-eu-1042", env=bare)
+    assert "stopped by an operator" in room.stdout, room.stderr
     # invoke on the stack: its stores and its emulator, so a later send sees the same task.
     invoked = _cli("invoke", "webhook", "events/http-room-created.json", "--sign", env=bare)
     assert invoked.returncode == 0, invoked.stderr
