@@ -112,9 +112,10 @@ def burst(
 
 def two_apps(rooms: int, latency: float, shape: Shape, side_by_side: bool) -> list[Result]:
     """Real time, real SDK over loopback HTTP: two BizIds under the emulator's one credential,
-    every GME answer ``latency`` late, ``shape.instances`` threads each running
-    ``worker.process_batch`` on batches of ``shape.batch_size``; every record is a new room, so
-    the pace is the only limit. Then the same rooms through the virtual model, to check it."""
+    every GME call ``latency`` long (half before GME counts it), ``shape.instances`` threads
+    each running ``worker.process_batch`` on batches of ``shape.batch_size``; every record is a
+    new room, so the pace is the only limit. Then the same rooms through the virtual model, to
+    check it."""
     from bench._common import handler_environment
     from bench.throughput import Queue
     from emulator import GmeEmulator
@@ -128,9 +129,10 @@ def two_apps(rooms: int, latency: float, shape: Shape, side_by_side: bool) -> li
     )
     queue = Queue(redelivery_delay=1.0)
     queue.put([sqs_record(room_id("apps", i), biz_id=apps[i % 2]) for i in range(rooms)])
-    with GmeEmulator(rate_limit_per_second=GME_LIMIT) as emu, handler_environment(emu):
+    queue.open()
+    emulated = GmeEmulator(rate_limit_per_second=GME_LIMIT, latency=latency)
+    with emulated as emu, handler_environment(emu):
         app.service()
-        emu.delay_next("*", latency, count=10**9)  # every answer: the round trip to GME
         deadline = time.monotonic() + 10 * rooms / GME_LIMIT
 
         def consume() -> None:
@@ -159,7 +161,7 @@ def two_apps(rooms: int, latency: float, shape: Shape, side_by_side: bool) -> li
         replay_clock[0] = call.at
         over += not limiter.allow((call.action, "the one credential"))
     starts = [c.at for c in calls if c.action == "StartRecord" and c.error_code is None]
-    real_last = max(starts, default=began) + latency - began  # the answer of the last start
+    real_last = max(starts, default=began) + latency / 2 - began  # the last start's answer
     virtual_last = _virtual_twin(rooms, latency, shape, side_by_side, apps)
     print(
         f"  {len(starts)} of {rooms} started, the last answered after {real_last:.1f} s; "
