@@ -91,6 +91,25 @@ def sqs_event(*bodies: Any, attributes: dict[str, str] | None = None) -> dict[st
     return {"Records": records}
 
 
+@pytest.fixture(autouse=True)
+def _deployed_log_format() -> Iterator[None]:
+    """A CLI command run in-process switches the shared logger to short lines on stderr (as
+    `python -m handler` does for a person); every test starts from the deployed JSON lines."""
+    from handler.locallog import _state
+    from handler.observability import logger
+
+    handler = logger.registered_handler
+    saved = (handler.formatter, handler.level, getattr(handler, "stream", None), dict(_state))
+    yield
+    formatter, level, stream, state = saved
+    handler.setFormatter(formatter)
+    handler.setLevel(level)
+    if stream is not None and hasattr(handler, "setStream"):
+        handler.setStream(stream)
+    _state.clear()
+    _state.update(state)
+
+
 @pytest.fixture
 def emulator() -> Iterator[GmeEmulator]:
     with GmeEmulator() as emu:
