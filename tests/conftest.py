@@ -7,6 +7,7 @@ idempotency file in tmp_path and the shipped example policy, exactly as `make ru
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -92,15 +93,20 @@ def sqs_event(*bodies: Any, attributes: dict[str, str] | None = None) -> dict[st
 
 
 @pytest.fixture(autouse=True)
-def _deployed_log_format() -> Iterator[None]:
-    """A CLI command run in-process switches the shared logger to short lines on stderr (as
-    `python -m handler` does for a person); every test starts from the deployed JSON lines."""
+def _deployed_process_state() -> Iterator[None]:
+    """A CLI command run in-process sets up the process for a person, as `python -m handler`
+    does: short log lines on stderr, EMF metrics off (POWERTOOLS_METRICS_DISABLED). Every test
+    starts from the deployed state: JSON lines, the environment as it was."""
     from handler.locallog import _state
     from handler.observability import logger
 
     handler = logger.registered_handler
     saved = (handler.formatter, handler.level, getattr(handler, "stream", None), dict(_state))
+    environment = dict(os.environ)
     yield
+    if os.environ != environment:
+        os.environ.clear()
+        os.environ.update(environment)
     formatter, level, stream, state = saved
     handler.setFormatter(formatter)
     handler.setLevel(level)

@@ -71,6 +71,18 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_policy_windows.py",
         "tests/unit/test_explain.py",
     ],
+    "handler/domain/follow.py": ["tests/unit/test_follow.py", "tests/e2e/test_follow_policy.py"],
+    "handler/domain/commands.py": [
+        "tests/unit/test_commands.py",
+        "tests/e2e/test_lifecycle_commands.py",
+        "tests/e2e/test_lifecycle_queue.py",
+    ],
+    "handler/lifecycle/plan.py": [
+        "tests/integration/test_lifecycle_plan.py",
+        "tests/integration/test_follow_plan.py",
+        "tests/e2e/test_lifecycle_queue.py",
+        "tests/e2e/test_lifecycle_tick.py",
+    ],
     "handler/domain/ratelimit.py": ["tests/unit/test_pacing.py"],
     "handler/adapters/ratelimited_gme.py": [
         "tests/unit/test_pacing.py",
