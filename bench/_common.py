@@ -96,6 +96,26 @@ def stdout_to_devnull() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def app_environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in the environment of a freshly built app; the previous environment (and a
+    fresh app) afterwards."""
+    from handler import app
+
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    app.reset()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        app.reset()
+
+
+@contextlib.contextmanager
 def handler_environment(
     emu: Any, store: str | None = None, extra: dict[str, str] | None = None
 ) -> Iterator[Path]:
@@ -105,38 +125,20 @@ def handler_environment(
     Yields the temporary directory; the previous environment is restored afterwards.
     """
     from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
-    from handler import app
 
-    names = (
-        "IDEMPOTENCY_STORE",
-        "LEDGER_STORE",
-        "GME_ENDPOINT",
-        "TENCENTCLOUD_SECRET_ID",
-        "TENCENTCLOUD_SECRET_KEY",
-        *(extra or {}),
-    )
-    saved = {name: os.environ.get(name) for name in names}
     with tempfile.TemporaryDirectory(prefix="gme-bench-") as tmp:
-        os.environ.update(
-            IDEMPOTENCY_STORE=store or f"sqlite:///{tmp}/idem.db",
+        values = {
+            "IDEMPOTENCY_STORE": store or f"sqlite:///{tmp}/idem.db",
             # The ledger stays on SQLite whatever the idempotency store, so store rows compare
             # idempotency stores only.
-            LEDGER_STORE=f"sqlite:///{tmp}/ledger.db",
-            GME_ENDPOINT=emu.url,
-            TENCENTCLOUD_SECRET_ID=DEFAULT_SECRET_ID,
-            TENCENTCLOUD_SECRET_KEY=DEFAULT_SECRET_KEY,
+            "LEDGER_STORE": f"sqlite:///{tmp}/ledger.db",
+            "GME_ENDPOINT": emu.url,
+            "TENCENTCLOUD_SECRET_ID": DEFAULT_SECRET_ID,
+            "TENCENTCLOUD_SECRET_KEY": DEFAULT_SECRET_KEY,
             **(extra or {}),
-        )
-        app.reset()
-        try:
+        }
+        with app_environment(values):
             yield Path(tmp)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            app.reset()
 
 
 def _template() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench._common import room_id, stdout_to_devnull
-from bench._stack import Shape, app_environment
+from bench._stack import Shape, scratch_app
 from bench._virtual import Message, SimQueue, VirtualClock, Waiter
 from handler.domain.decision import RecordPlan
 from handler.domain.gme import RunningTask
@@ -145,7 +145,7 @@ def batch_runs_side_by_side(batch_size: int) -> bool:
     from handler.local import LocalContext
 
     probe = _OverlapProbe()
-    with app_environment(), stdout_to_devnull():
+    with scratch_app(), stdout_to_devnull():
         app.gme.provide(probe)
         records = [sqs_record(room_id("probe", i)) for i in range(min(3, batch_size))]
         worker.process_batch(sqs_event(records), LocalContext("worker"))

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from bench._common import ROOT
+from bench._common import ROOT, app_environment
 from bench._virtual import VirtualClock
 from emulator import DEFAULT_SECRET_ID
 from emulator.state import RecordingService as EmulatedGme
@@ -239,11 +239,10 @@ class StateGme:
 
 
 @contextlib.contextmanager
-def app_environment(env: dict[str, str] | None = None) -> Iterator[None]:
+def scratch_app(env: dict[str, str] | None = None) -> Iterator[None]:
     """A fresh app: SQLite stores in a temporary directory, the emulator's credentials, ``env``;
     the previous environment is restored afterwards."""
     from emulator import DEFAULT_SECRET_KEY
-    from handler import app
 
     # In memory where the machine has it: the stores' disk time is no part of virtual time.
     scratch = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
@@ -256,18 +255,8 @@ def app_environment(env: dict[str, str] | None = None) -> Iterator[None]:
             "TENCENTCLOUD_SECRET_KEY": DEFAULT_SECRET_KEY,
             **(env or {}),
         }
-        saved = {name: os.environ.get(name) for name in values}
-        os.environ.update(values)
-        app.reset()
-        try:
+        with app_environment(values):
             yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            app.reset()
 
 
 @contextlib.contextmanager
@@ -277,7 +266,7 @@ def build_stack(
     env: dict[str, str] | None = None,
     store_latency: float = STORE_LATENCY,
 ) -> Iterator[StateGme]:
-    """The app (see `app_environment`, with the deployed settings and ``env``) with the
+    """The app (see `scratch_app`, with the deployed settings and ``env``) with the
     gateway, the ledger and the service on ``clock``."""
     from handler import app
     from handler.adapters.ratelimited_gme import RateLimitedGme
@@ -285,7 +274,7 @@ def build_stack(
     from handler.recorder import Recorder
     from handler.service import RecordingService
 
-    with app_environment({**deployed_env(), **(env or {})}):
+    with scratch_app({**deployed_env(), **(env or {})}):
         s = app.settings()
         app.ledger.provide(TimedLedger(app.ledger(), clock, store_latency))
         gme = StateGme(EmulatedGme(clock.now, 20), clock, latency)

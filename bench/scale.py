@@ -214,7 +214,7 @@ def _virtual_twin(
 def round_trips(rooms: int) -> list[Result]:
     """Real time: ``worker.process_batch`` with the deployed stores (DynamoDB idempotency, pace
     and ledger) on moto_server behind a counting proxy, GME the emulator over the real SDK."""
-    from bench._stack import app_environment
+    from bench._stack import scratch_app
     from emulator import GmeEmulator
     from handler import app, worker
     from handler.local import LocalContext
@@ -240,7 +240,7 @@ def round_trips(rooms: int) -> list[Result]:
             "ACTIVE_RECORDINGS": "ledger:",  # as serverless.yml deploys it
             "GME_ENDPOINT": emu.url,
         }
-        with app_environment(env), stdout_to_devnull():
+        with scratch_app(env), stdout_to_devnull():
             getattr(app.ledger(), "inner", app.ledger()).create_table()
             one(room_id("ddb", -1), "warm-up", "room.created")  # clients built, pace items made
             sessions = [(room_id("ddb", i), f"match-{i}") for i in range(rooms)]
