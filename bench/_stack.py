@@ -1,18 +1,20 @@
 """The project's own code wired to a virtual clock, and the deployed shape read from
 serverless.yml.
 
-`build_stack` lets the composition root (`handler.app`) build everything from the environment
-as it does in Lambda (settings, policy, SQLite idempotency store, SQLite ledger, recorder,
-lifecycle steps), and hands it two parts of its own, both on the virtual clock:
+`build_stack` lets the composition root (`handler.app`) build the app from the environment as
+it does in Lambda, with the deployed settings (policy, SQLite idempotency store and ledger,
+lifecycle settings and steps), and hands it four parts of its own, all on the virtual clock:
 
 * the GME gateway: the real `RateLimitedGme` (the fleet-wide pace, its backoff and deadline)
   over `StateGme`, which runs each call on the emulator's `RecordingService` in process, after
-  half the round trip L and before the other half, so GME's rate limit counts arrival time;
+  half the round trip L (jittered) and before the other half, so GME's limit counts arrivals;
+* the ledger, each call first costing a DynamoDB round trip (`TimedLedger`);
+* the `Recorder`, its idempotency store's calls timed the same way;
 * the `RecordingService`, whose ledger times and time-to-record follow the virtual clock.
 
 The pace's schedule is `MemorySlots`: the pace's own arithmetic (`handler.domain.ratelimit.
-reserve`) on a dict. The stores' atomic read-compute-write is not needed in virtual time, where
-one participant runs at a time.
+reserve`) on a dict, a round trip a reservation. The stores' atomic read-compute-write is not
+needed in virtual time, where one participant runs at a time.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ def _plan(plan: RecordPlan) -> dict[str, Any]:
 
 class StateGme:
     """`GmeGateway` on the emulator's state, in process: the call reaches GME after
-    ``latency / 2`` (times a jitter of +-``jitter``), is counted against GME's limit for the
+    ``latency / 2`` (times 1 +- ``jitter``, seeded), is counted against GME's limit for the
     emulator's credential on arrival, and its answer is back ``latency / 2`` later."""
 
     def __init__(
@@ -178,7 +180,7 @@ class StateGme:
         self._random = random.Random(seed)
         self.throttled = 0
         self.calls: dict[str, int] = {}
-        #: Arrival times of successful StartRecords at GME, for the burst figures.
+        #: When each room's latest StartRecord answered, for the burst and window figures.
         self.started_at: dict[str, float] = {}
         #: Rooms asked about with DescribeTaskInfo (the sweep's checks).
         self.described: set[str] = set()
@@ -266,8 +268,8 @@ def build_stack(
     env: dict[str, str] | None = None,
     store_latency: float = STORE_LATENCY,
 ) -> Iterator[StateGme]:
-    """The app (see `scratch_app`, with the deployed settings and ``env``) with the
-    gateway, the ledger and the service on ``clock``."""
+    """The app (see `scratch_app`, with the deployed settings and ``env``) with the gateway,
+    the ledger, the recorder and the service on ``clock``; yields the emulated GME."""
     from handler import app
     from handler.adapters.ratelimited_gme import RateLimitedGme
     from handler.adapters.stores import build_persistence_layer
@@ -304,7 +306,7 @@ def build_stack(
         )
         app.service.provide(
             RecordingService(
-                app.policy, app.recorder, app.ledger(), app.active_recordings(), clock.now
+                app.policy, app.recorder, app.ledger(), app.active_recordings(), clock=clock.now
             )
         )
         app.policy()  # load now: the first record must not pay it in virtual time

@@ -2,7 +2,7 @@
 that jumps from one wake-up to the next.
 
 A `VirtualClock` owns a baton. Exactly one participant thread holds it and runs; it gives the
-baton up only by sleeping (`sleep`) or by waiting to be woken (`park`), and the baton then goes
+baton up only by sleeping (`sleep`) or by waiting to be woken (`wait`), and the baton then goes
 to the participant with the earliest wake-up time, the clock jumping to that time. So the CPU
 time the real code spends (SQLite, pydantic, Powertools) counts as zero virtual time, and an
 hour of pacing, GME round trips and queue waits passes in the seconds the code itself takes.
@@ -18,7 +18,7 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -126,8 +126,6 @@ class VirtualClock:
 class Message:
     message_id: str
     body: str
-    attributes: dict[str, Any] = field(default_factory=dict)
-    sent_at: float = 0.0
     visible_at: float = 0.0
     receives: int = 0
 
@@ -146,9 +144,9 @@ class SimQueue:
         self.dlq: list[Message] = []
         self.in_flight = 0
 
-    def send(self, body: str, at: float | None = None, **attributes: Any) -> Message:
-        at = self.clock.now() if at is None else at
-        msg = Message(f"m-{next(self._seq)}", body, attributes, sent_at=at, visible_at=at)
+    def send(self, body: str) -> Message:
+        """Enqueue ``body``, visible at once."""
+        msg = Message(f"m-{next(self._seq)}", body, visible_at=self.clock.now())
         self._push(msg)
         return msg
 
