@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -70,10 +71,20 @@ class SQLiteSlots:
 
 
 class DynamoDBSlots:
-    """Schedules as items of the idempotency table: read, then a write conditioned on the read.
+    """Schedules as items of the idempotency table: one conditional write per slot.
 
-    A lost race (ConditionalCheckFailed) just reads again; ``tat`` is stored as a decimal string
-    with microseconds so the condition compares exactly what was read.
+    The write is conditioned on the ``tat`` this process last saw for the key (what it last
+    wrote, or what a refused write showed it), or on there being none yet for a key it never
+    saw, so an uncontended slot costs one request and no read. A lost race (another process
+    wrote in between: ConditionalCheckFailed) asks for the item as it stands
+    (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and goes again from it, still without a
+    read. ``tat`` is stored as a decimal string with microseconds and kept as that string, so
+    the condition compares exactly what was stored.
+
+    A value seen is never later than the stored one (every write moves ``tat`` forward; TTL
+    removes only an item an hour idle), so a slot it already puts beyond ``max_wait`` is
+    refused without a request. The threads of one process take their slots of a key one at a
+    time: they would otherwise all write from the same value and all but one be refused.
     """
 
     def __init__(self, table_name: str, pace: Pace, client: Any = None) -> None:
@@ -84,43 +95,52 @@ class DynamoDBSlots:
 
             client = boto3.client("dynamodb")
         self._client = client
+        #: The stored ``tat`` string last seen per key; None: none seen, or the item has none.
+        self._seen: dict[str, str | None] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
 
     def reserve(self, key: str, max_wait: float) -> float | None:
         exc_type = self._client.exceptions.ConditionalCheckFailedException
         key = KEY_PREFIX + key
-        while True:
-            item = self._client.get_item(
-                TableName=self.table_name,
-                Key={"id": {"S": key}},
-                ConsistentRead=True,
-                ProjectionExpression="tat",
-            ).get("Item")
-            old = item["tat"]["N"] if item and "tat" in item else None
-            now = time.time()
-            got = reserve(float(old) if old else 0.0, now, self.pace, max_wait)
-            if got is None:
-                return None
-            condition: dict[str, Any] = (
-                {"ConditionExpression": "attribute_not_exists(id)"}
-                if old is None
-                else {
-                    "ConditionExpression": "tat = :old",
-                    "ExpressionAttributeValues": {":old": {"N": old}},
-                }
-            )
-            try:
-                self._client.put_item(
-                    TableName=self.table_name,
-                    Item={
-                        "id": {"S": key},
-                        "tat": {"N": f"{got[0]:.6f}"},
-                        "expiration": {"N": str(int(now) + KEY_TTL_SECONDS)},
-                    },
-                    **condition,
+        with self._lock(key):
+            old = self._seen.get(key)
+            while True:
+                now = time.time()
+                got = reserve(float(old) if old else 0.0, now, self.pace, max_wait)
+                if got is None:
+                    return None
+                new = f"{got[0]:.6f}"
+                condition: dict[str, Any] = (
+                    {"ConditionExpression": "attribute_not_exists(tat)"}
+                    if old is None
+                    else {
+                        "ConditionExpression": "tat = :old",
+                        "ExpressionAttributeValues": {":old": {"N": old}},
+                    }
                 )
-            except exc_type:
-                continue  # another worker took a slot in between: read its tat and go again
-            return got[1]
+                try:
+                    self._client.put_item(
+                        TableName=self.table_name,
+                        Item={
+                            "id": {"S": key},
+                            "tat": {"N": new},
+                            "expiration": {"N": str(int(now) + KEY_TTL_SECONDS)},
+                        },
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                        **condition,
+                    )
+                except exc_type as exc:  # another process took a slot: go on from its tat
+                    item = exc.response.get("Item") or {}
+                    old = item["tat"]["N"] if "tat" in item else None
+                    self._seen[key] = old
+                    continue
+                self._seen[key] = new
+                return got[1]
 
 
 # Atomic inside Redis: read tat, compute the slot, store the new tat (with a TTL).

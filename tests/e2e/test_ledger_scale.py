@@ -225,7 +225,12 @@ def test_dynamodb_round_trips_of_a_new_room_and_of_its_close(
     by_table = {t: sum(n for (_, x), n in start.items() if x == t) for t in (idem, ledger)}
     assert by_table[ledger] == 2  # `starting` and the outcome: one conditional put each
     assert sum(n for (_, x), n in close.items() if x == ledger) == 3  # close, owner, stopped
-    assert sum(start.values()) <= 6  # with idempotency (2) and the pace (2): see the docs
+    # Idempotency: in progress (a put) and the outcome (an update); the pace: one conditional
+    # write from the value this process last saw (docs/lifecycle.md).
+    assert start[("PutItem", idem)] == 2
+    assert start[("UpdateItem", idem)] == 1
+    assert sum(start.values()) == 5
+    assert sum(close.values()) == 4  # the ledger's 3 and the pace's 1
 
 
 def failed(room: str, checked_at: float, retryable: bool) -> LedgerEntry:

@@ -91,6 +91,7 @@ MODULES: dict[str, list[str]] = {
     "handler/adapters/buckets.py": [
         "tests/unit/test_pacing.py",
         "tests/integration/test_rate_limit.py",
+        "tests/integration/test_slot_requests.py",
     ],
 }
 

@@ -1,0 +1,93 @@
+"""What a slot of the fleet-wide pace costs on DynamoDB: every request counted on its way to
+moto_server (``tests.ddb_counter``), alone and with several processes taking slots of one key
+at the pace. Whatever the count, the slots handed out stay one interval apart."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from handler.adapters.buckets import build_slot_store
+from handler.domain.ratelimit import Pace
+from tests.ddb_counter import DynamoDBCounter
+from tests.servers import create_idempotency_table, moto_env
+
+KEY = "StartRecord#tag#region"
+
+
+@pytest.fixture
+def counted(moto: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh idempotency table reached through the counting proxy: (store URL, counter)."""
+    with DynamoDBCounter(moto.url) as counter:
+        moto_env(monkeypatch, counter.url, "dynamodb")
+        table = f"pace-{uuid.uuid4().hex[:10]}"
+        create_idempotency_table(moto, table)
+        counter.reset()
+        yield f"dynamodb://{table}", counter
+
+
+def test_an_uncontended_slot_is_one_conditional_write(counted: Any) -> None:
+    store, counter = counted
+    pace = Pace(1000, 1)
+    slots = build_slot_store(store, pace)
+    starts = [slots.reserve(KEY, max_wait=5) for _ in range(20)]
+    assert counter.calls == {("PutItem", store.removeprefix("dynamodb://")): 20}
+    assert counter.refused.total() == 0
+    # A process that never saw the key (another Lambda instance) is refused once, learns the
+    # stored value from the refusal itself, and goes on at one request a slot.
+    counter.reset()
+    other = build_slot_store(store, pace)
+    more = [other.reserve(KEY, max_wait=5) for _ in range(5)]
+    assert counter.requests() == 6
+    assert counter.refused.total() == 1
+    ordered = [s for s in starts + more if s is not None]
+    assert len(ordered) == 25
+    assert min(b - a for a, b in itertools.pairwise(ordered)) >= pace.interval - 1e-5
+
+
+def test_a_slot_beyond_the_wait_known_from_what_was_seen_costs_no_request(
+    counted: Any,
+) -> None:
+    store, counter = counted
+    slots = build_slot_store(store, Pace(0.5, 1))
+    assert slots.reserve(KEY, max_wait=0) is not None
+    counter.reset()
+    assert slots.reserve(KEY, max_wait=0.5) is None  # the next slot is 2 s away
+    assert counter.requests() == 0
+
+
+def _take(store: str, count: int, rate: float) -> list[float]:
+    """One worker process taking ``count`` slots at the pace: sleeps until each one starts."""
+    slots = build_slot_store(store, Pace(rate, 1))
+    starts: list[float] = []
+    for _ in range(count):
+        start = slots.reserve(KEY, max_wait=30)
+        assert start is not None
+        starts.append(start)
+        time.sleep(max(0.0, start - time.time()))
+    return starts
+
+
+def test_processes_at_the_pace_share_one_schedule(counted: Any) -> None:
+    """Four processes take slots of one key at 20/s: each slot is still its own, one interval
+    from the next, and the requests per slot are printed (a refused write costs one more)."""
+    store, counter = counted
+    processes, each, rate = 4, 10, 20.0
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        pool.apply(time.sleep, (0,))  # started and imported before the count begins
+        counter.reset()
+        shares = pool.starmap(_take, [(store, each, rate)] * processes)
+    starts = sorted(itertools.chain.from_iterable(shares))
+    assert len(starts) == processes * each
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 1 / rate - 1e-5
+    slots, requests = len(starts), counter.requests()
+    print(f"{requests / slots:.2f} requests a slot, {counter.refused.total()} refused")
+    assert counter.calls.keys() == {("PutItem", store.removeprefix("dynamodb://"))}
+    # At most one refusal per slot another process took in between: each refusal carries the
+    # value to go on from, so no process ever writes twice from one stale value.
+    assert requests - slots == counter.refused.total() <= slots * (processes - 1)
