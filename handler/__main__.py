@@ -172,6 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command in _STACK_COMMANDS:
             stack.attach()
+        if args.command != "run":  # `run` prints its own banner and lines
             quiet_logs()
         code: int = args.func(args)
     except (ValueError, PolicyError) as exc:  # ConfigError and the like: the setting, named
