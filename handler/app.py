@@ -23,12 +23,14 @@ if TYPE_CHECKING:  # the policy package is loaded only where a room is decided
     from handler.adapters.policy_source import PolicyProvider
     from handler.adapters.queue import SqsPublisher
     from handler.domain.ledger import Ledger
+    from handler.domain.outbox import Outbox, Sink
     from handler.domain.policy import ActiveRecordingsLedger, Policy
     from handler.domain.schedule import Schedules
     from handler.enqueue import Enqueuer
     from handler.lifecycle.settings import LifecycleSettings
     from handler.lifecycle.steps import LifecycleSteps
     from handler.lifecycle.tick import Lifecycle
+    from handler.notify import Notifier
     from handler.recorder import Recorder
     from handler.service import RecordingService
 
@@ -118,6 +120,8 @@ def _secret_values(s: Settings) -> list[str]:
     single = [v.get_secret_value() for v in (s.secret_id, s.secret_key, s.session_token) if v]
     listed = [v.get_secret_value() for v in (*s.webhook_secrets, *s.trtc_callback_keys)]
     listed += [v.get_secret_value() for v in s.gme_callback_keys]
+    if s.notify_webhook_secret is not None:
+        listed.append(s.notify_webhook_secret.get_secret_value())
     bare = [v.removeprefix("whsec_") for v in listed]  # the key without its prefix, too
     bare += [k.key for k in s.trtc_keys()]  # a bound TRTC key without its `SDKAPPID:`
     return single + listed + bare
@@ -241,18 +245,61 @@ def lifecycle_settings() -> LifecycleSettings:
     return LifecycleSettings.from_env()
 
 
-@once
-def ledger() -> Ledger:
-    from handler.adapters.ledgers import LedgerUrlError, build_ledger, default_ledger_url
-    from handler.watched_ledger import WatchedLedger
+def _ledger_url() -> str:
+    from handler.adapters.ledgers import LedgerUrlError, default_ledger_url
 
-    ls = lifecycle_settings()
     try:
-        url = ls.ledger_store or default_ledger_url(settings().idempotency_store)
-        built = build_ledger(url, ls.ledger_ttl_seconds)
+        return lifecycle_settings().ledger_store or default_ledger_url(settings().idempotency_store)
     except LedgerUrlError as exc:
         raise ConfigError(str(exc)) from None
-    return WatchedLedger(built)  # every change also reports what it did to the recording
+
+
+@once
+def ledger() -> Ledger:
+    from handler.adapters.ledgers import LedgerUrlError, build_ledger
+    from handler.watched_ledger import WatchedLedger, count
+
+    try:
+        built = build_ledger(_ledger_url(), lifecycle_settings().ledger_ttl_seconds)
+    except LedgerUrlError as exc:
+        raise ConfigError(str(exc)) from None
+    # Every change also reports what it did to the recording: metrics, then events out.
+    return WatchedLedger(built, (count, notifier().publish))
+
+
+@once
+def notifier() -> Notifier:
+    """Recording events out: the sinks the settings name (none: logged only)."""
+    from handler.notify import Notifier
+
+    s = settings()
+    sinks: list[Sink] = []
+    if s.notify_webhook_url and s.notify_webhook_secret is not None:
+        from handler.adapters.notify_webhook import WebhookSink
+
+        secret = s.notify_webhook_secret.get_secret_value()
+        sinks.append(WebhookSink(s.notify_webhook_url, secret))
+    if s.notify_event_bus:
+        from handler.adapters.notify_eventbridge import EventBridgeSink
+
+        sinks.append(EventBridgeSink(s.notify_event_bus, s.notify_timeout_seconds))
+    return Notifier(sinks, outbox, s.notify_timeout_seconds, s.notify_retry_seconds)
+
+
+@once
+def outbox() -> Outbox:
+    """Undelivered events, in the ledger's store: a table in its SQLite file, or items under
+    their own key in its DynamoDB table."""
+    url = _ledger_url()
+    if url.startswith("sqlite:///"):
+        from handler.adapters.outbox_sqlite import SQLiteOutbox
+
+        return SQLiteOutbox(url[len("sqlite:///") :])
+    from urllib.parse import urlsplit
+
+    from handler.adapters.outbox_dynamodb import DynamoDBOutbox
+
+    return DynamoDBOutbox(urlsplit(url).netloc)  # the current table, never a ?fallback=
 
 
 @once
@@ -332,5 +379,7 @@ def reset() -> None:
         schedules,
         lifecycle,
         lifecycle_steps,
+        notifier,
+        outbox,
     ):
         fn.cache_clear()

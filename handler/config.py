@@ -63,6 +63,7 @@ SECRET_VARIABLES = (
     "WEBHOOK_SECRETS",
     "TRTC_CALLBACK_KEY",
     "GME_CALLBACK_KEY",
+    "NOTIFY_WEBHOOK_SECRET",
 )
 
 
@@ -111,6 +112,28 @@ class Settings(BaseModel):
     record_queue_url: str | None = None
     room_not_found_grace_seconds: Annotated[int, Field(ge=0)] = 120
     max_body_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 64 * 1024
+    # Recording events out (docs/notifications.md): a signed webhook and/or an EventBridge bus.
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr | None = None
+    notify_event_bus: str | None = None
+    notify_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 2.0
+    notify_retry_seconds: Annotated[int, Field(ge=60, le=14 * 86_400)] = 86_400
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _notify_url(cls, value: str | None) -> str | None:
+        if value and not value.lower().startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("notify_webhook_secret")
+    @classmethod
+    def _notify_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("whsec_"):
+            raise ValueError("must be a Standard Webhooks secret, whsec_<base64>")
+        if value is not None:
+            standard_webhook_key(value.get_secret_value())  # raises on a malformed whsec_
+        return value
 
     @field_validator("webhook_secrets")
     @classmethod
@@ -190,6 +213,8 @@ class Settings(BaseModel):
         """Read the environment. Secret variables may hold a reference (`ssm:/path` or
         `secretsmanager:name`) instead of a value; `resolve` fetches it."""
         env = dict(os.environ if env is None else env)
+        if not env.get("NOTIFY_WEBHOOK_URL"):  # the deployed reference is fetched only when used
+            env.pop("NOTIFY_WEBHOOK_SECRET", None)
         for name in SECRET_VARIABLES:
             value = env.get(name, "")
             if is_reference(value):
@@ -210,6 +235,11 @@ class Settings(BaseModel):
             "record_queue_url": "RECORD_QUEUE_URL",
             "room_not_found_grace_seconds": "ROOM_NOT_FOUND_GRACE_SECONDS",
             "max_body_bytes": "MAX_BODY_BYTES",
+            "notify_webhook_url": "NOTIFY_WEBHOOK_URL",
+            "notify_webhook_secret": "NOTIFY_WEBHOOK_SECRET",
+            "notify_event_bus": "NOTIFY_EVENT_BUS",
+            "notify_timeout_seconds": "NOTIFY_TIMEOUT_SECONDS",
+            "notify_retry_seconds": "NOTIFY_RETRY_SECONDS",
         }
         lists = {
             "webhook_secrets": "WEBHOOK_SECRETS",
@@ -224,6 +254,10 @@ class Settings(BaseModel):
         data: dict[str, object] = {k: env[v] for k, v in names.items() if env.get(v)}
         data.update({k: _split(env.get(v)) for k, v in lists.items()})
         data["trtc_sdk_app_ids"] = _app_ids(env.get("TRTC_SDK_APP_ID", ""))
+        if data.get("notify_webhook_url") and not data.get("notify_webhook_secret"):
+            raise ConfigError(  # never an unsigned notification
+                "invalid configuration: NOTIFY_WEBHOOK_SECRET: required with NOTIFY_WEBHOOK_URL"
+            )
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

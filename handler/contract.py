@@ -26,6 +26,7 @@ from handler.webhook import api
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 OPENAPI_FILE = DOCS / "openapi.json"
 ROOM_EVENT_SCHEMA_FILE = DOCS / "room-event-v1.schema.json"
+RECORDING_EVENT_SCHEMA_FILE = DOCS / "recording-event-v1.schema.json"
 VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
 
@@ -134,6 +135,17 @@ def room_event_schema() -> dict[str, Any]:
     }
 
 
+def recording_event_schema() -> dict[str, Any]:
+    """Recording events out (docs/notifications.md): the webhook body and EventBridge detail."""
+    from handler.domain.recording_events import RecordingEvent
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:gme-autorecord:recording-event-v1",
+        **RecordingEvent.model_json_schema(mode="serialization"),
+    }
+
+
 def _request_schema(route: Route) -> dict[str, Any]:
     if route is Route.ROOM_EVENTS:
         schema = RoomEventV1.model_json_schema(ref_template=REF)
@@ -209,7 +221,11 @@ def _dump(doc: dict[str, Any]) -> str:
 
 
 def generated() -> dict[Path, str]:
-    return {OPENAPI_FILE: _dump(openapi()), ROOM_EVENT_SCHEMA_FILE: _dump(room_event_schema())}
+    return {
+        OPENAPI_FILE: _dump(openapi()),
+        ROOM_EVENT_SCHEMA_FILE: _dump(room_event_schema()),
+        RECORDING_EVENT_SCHEMA_FILE: _dump(recording_event_schema()),
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -70,6 +70,11 @@ TIME_TO_RECORD = "TimeToRecord"
 # renewed, swept), dimensions `rule` and `outcome`: rules are bounded by the policy.
 RECORDING_OUTCOME = "RecordingOutcome"
 COLD_START = "ColdStart"  # Powertools' own, inside Lambda (dimension function_name)
+# Recording events out (docs/notifications.md), dimension `sink` (webhook, eventbridge):
+# accepted by the sink, kept in the outbox after a failed send, dropped undelivered at expiry.
+RECORDING_EVENT_SENT = "RecordingEventSent"
+RECORDING_EVENT_DEFERRED = "RecordingEventDeferred"
+RECORDING_EVENT_EXPIRED = "RecordingEventExpired"
 
 #: Every metric name this code emits (the dashboard and the tests hold themselves to it).
 METRIC_NAMES = frozenset(
@@ -86,6 +91,9 @@ METRIC_NAMES = frozenset(
         TIME_TO_RECORD,
         RECORDING_OUTCOME,
         COLD_START,
+        RECORDING_EVENT_SENT,
+        RECORDING_EVENT_DEFERRED,
+        RECORDING_EVENT_EXPIRED,
     }
 )
 #: The dimensions each metric carries besides `service` (none when not listed).
@@ -95,6 +103,9 @@ DIMENSIONS: dict[str, tuple[str, ...]] = {
     WEBHOOK_FAILED: ("function_name",),
     RECORDING_OUTCOME: ("rule", "outcome"),
     COLD_START: ("function_name",),
+    RECORDING_EVENT_SENT: ("sink",),
+    RECORDING_EVENT_DEFERRED: ("sink",),
+    RECORDING_EVENT_EXPIRED: ("sink",),
 }
 
 #: Every form a registered secret can take in a serialized line: as is, and JSON-escaped.

@@ -3,6 +3,7 @@
 Each tick plans what is due: schedule windows to start and end, tasks nearing GME's 24-hour cap
 to renew, ledger entries to check against GME (see `handler.lifecycle`). Deployed, each unit
 goes to the record queue and the workers run it; locally (no RECORD_QUEUE_URL) it runs here.
+Then it sends again the recording events a receiver missed (`handler.notify`).
 The tick's time is the event's `time` (EventBridge's scheduled time), so a retried invocation
 acts as of its slot; an event without one uses the current time.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from handler import init_phase  # first: the init phase runs without the cyclic collector
 
 # isort: split
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +45,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     now = tick_time(event)
     logger.info("scheduler tick", extra={"time": now.isoformat(), "id": event.get("id")})
     counts = app.lifecycle().tick(now, context)
+    # Recording events a receiver missed: sent again, in what time the tick has left.
+    counts |= app.notifier().flush(now.timestamp(), flush_deadline(context))
     return {"status": "ok", "time": now.isoformat(), **counts}
+
+
+def flush_deadline(context: Any) -> float:
+    """A monotonic deadline 5 s before the invocation's end, at most 20 s away."""
+    left = context.get_remaining_time_in_millis() / 1000 if context is not None else 30.0
+    return time.monotonic() + max(0.0, min(20.0, left - 5.0))
 
 
 init_phase.end()  # last: everything above is built; freeze it, collect normally again

@@ -16,6 +16,7 @@ receiver can deduplicate on it.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
@@ -104,6 +105,19 @@ class RecordingEvent(BaseModel):
     previous_task_id: str | None = Field(default=None, description="recording.renewed only")
     file_name: str | None = Field(default=None, description="recording.file only")
 
+    def body(self) -> str:
+        """The JSON as sent: every common field (task_id, rule, policy_version may be null),
+        the type's own fields only when they apply. Compact, so every attempt is the same
+        bytes."""
+        doc = self.model_dump(mode="json")
+        for name in _TYPE_FIELDS:
+            if doc[name] is None:
+                del doc[name]
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+_TYPE_FIELDS = ("adopted", "error_code", "previous_task_id", "file_name")
+
 
 class RecordingChange(BaseModel):
     """One fact derived from a ledger change, with whether the sweep made it."""
@@ -124,11 +138,10 @@ def event_id(*parts: object) -> str:
 
 
 def _added(old: LedgerEntry | None, new: LedgerEntry) -> tuple[HistoryItem, ...]:
-    if old is None:
-        return new.history
-    # The history keeps its newest lines within a byte budget: what a change added is what
-    # it grew by plus what it pushed out at the front.
-    added = len(new.history) - len(old.history) + new.history_dropped - old.history_dropped
+    """The notes this change wrote (history keeps its newest within a byte budget and counts
+    what it dropped, so the running total tells how many are new)."""
+    before = 0 if old is None else old.history_dropped + len(old.history)
+    added = new.history_dropped + len(new.history) - before
     return new.history[-added:] if added > 0 else ()
 
 

@@ -74,7 +74,27 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, stack: Stack) -> dict[st
                 if k in table
             }
         )
-    return {"template": template, "sqs": sqs, "queue_url": queue_url, "dynamodb": dynamodb}
+    # The stack's recording-event bus, with a rule that copies every event to a queue to read.
+    events = boto3.client("events", region_name=REGION)
+    bus = props(template, "RecordingEventBus")["Name"]
+    if bus not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
+        events.create_event_bus(Name=bus)
+    seen_url = sqs.create_queue(QueueName=f"{bus}-seen")["QueueUrl"]
+    sqs.purge_queue(QueueUrl=seen_url)
+    seen_arn = sqs.get_queue_attributes(QueueUrl=seen_url, AttributeNames=["QueueArn"])
+    events.put_rule(Name="seen", EventBusName=bus, EventPattern='{"source": ["gme-autorecord"]}')
+    events.put_targets(
+        Rule="seen",
+        EventBusName=bus,
+        Targets=[{"Id": "seen", "Arn": seen_arn["Attributes"]["QueueArn"]}],
+    )
+    return {
+        "template": template,
+        "sqs": sqs,
+        "queue_url": queue_url,
+        "dynamodb": dynamodb,
+        "seen_url": seen_url,
+    }
 
 
 def configure(
@@ -148,6 +168,11 @@ def test_webhook_queue_worker_as_deployed(
     assert worker.handler(event, stack.context("worker")) == {"batchItemFailures": []}  # again
     assert len(stack.emulator.tasks(room_id=created["room_id"])) == 1
     assert stack.starts() == 1
+    # The start went out on the stack's bus, once (the redelivery changed nothing).
+    seen = aws["sqs"].receive_message(QueueUrl=aws["seen_url"], MaxNumberOfMessages=10)
+    [started] = [json.loads(m["Body"]) for m in seen["Messages"]]
+    assert (started["source"], started["detail-type"]) == ("gme-autorecord", "recording.started")
+    assert started["detail"]["task_id"] == str(stack.emulator.tasks()[0].task_id)
     items = aws["dynamodb"].scan(TableName="gme-autorecord-dev-idempotency")["Items"]
     # (The rate limiter's slot items share the table; they have no status.)
     by_prefix = sorted(

@@ -309,18 +309,23 @@ def test_each_role_has_only_what_its_function_needs(template: dict[str, Any]) ->
         "dynamodb:BatchGetItem",
         "dynamodb:DeleteItem",  # what moved out of the previous ledger table
     }
-    assert actions_of(template, "webhook") - optional == logs | idempotency | ledger | {
+    notify = {"events:PutEvents"}  # every function can change a recording, so publishes
+    assert actions_of(template, "webhook") - optional == logs | idempotency | ledger | notify | {
         "sqs:SendMessage",
         "ssm:GetParameter",
     }
-    assert actions_of(template, "worker") - optional == logs | idempotency | ledger | {
+    assert actions_of(template, "worker") - optional == logs | idempotency | ledger | notify | {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
         "ssm:GetParameter",
     }
     # The scheduler plans onto the queue: no idempotency table, no GME credentials.
-    assert actions_of(template, "scheduler") - optional == logs | ledger | {"sqs:SendMessage"}
+    # (It also sends again the recording events receivers missed: PutEvents, the webhook key.)
+    assert actions_of(template, "scheduler") - optional == logs | ledger | notify | {
+        "sqs:SendMessage",
+        "ssm:GetParameter",
+    }
     [send] = [
         s
         for s in statements(role_of(template, "scheduler"))
@@ -333,6 +338,42 @@ def test_each_role_has_only_what_its_function_needs(template: dict[str, Any]) ->
                 assert f"/aws/lambda/{SERVICE}-{function}:" in s["Resource"]["Fn::Sub"]
             if "kms:Decrypt" in as_list(s["Action"]):
                 assert "kms:ViaService" in s["Condition"]["StringEquals"]
+
+
+def test_recording_events_go_to_the_stacks_bus_only(template: dict[str, Any]) -> None:
+    bus = props(template, "RecordingEventBus")
+    assert bus["Name"] == f"{SERVICE}-recordings"
+    for function, key in FUNCTIONS.items():
+        env = props(template, key)["Environment"]["Variables"]
+        assert env["NOTIFY_EVENT_BUS"] == bus["Name"], function
+        assert env["NOTIFY_WEBHOOK_URL"] == ""  # no endpoint unless the param names one
+        grants = [s for s in statements(role_of(template, function)) if "events" in json.dumps(s)]
+        [grant] = [s for s in grants if "events:PutEvents" in as_list(s["Action"])]
+        assert as_list(grant["Action"]) == ["events:PutEvents"], function
+        assert grant["Resource"] == {"Fn::GetAtt": ["RecordingEventBus", "Arn"]}, function
+        others = {a for s in statements(role_of(template, function)) for a in as_list(s["Action"])}
+        assert {a for a in others if a.startswith("events:")} == {"events:PutEvents"}
+
+
+def test_only_the_scheduler_deletes_from_the_ledger_and_only_outbox_items(
+    template: dict[str, Any],
+) -> None:
+    for function in FUNCTIONS:
+        deletes = [
+            s
+            for s in statements(role_of(template, function))
+            if "dynamodb:DeleteItem" in as_list(s["Action"])
+            and "LedgerTableV2" in json.dumps(s["Resource"])
+        ]
+        if function != "scheduler":
+            assert deletes == [], function
+            continue
+        [grant] = deletes
+        assert grant["Resource"] == {"Fn::GetAtt": ["LedgerTableV2", "Arn"]}  # no index
+        from handler.adapters.outbox_dynamodb import PARTITION
+
+        keys = grant["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+        assert keys == [PARTITION]
 
 
 def test_ssm_grants_match_exactly_the_referenced_parameters(template: dict[str, Any]) -> None:

@@ -238,3 +238,40 @@ def test_bound_trtc_keys_do_not_leak_through_repr() -> None:
     )
     text = repr(s) + str(s) + s.model_dump_json() + repr(s.trtc_keys())
     assert "bound-key-value" not in text
+
+
+NOTIFY_KEY = "whsec_" + "bm90aWZ5LWtleS1mb3ItdGVzdHM="  # "notify-key-for-tests"
+
+
+def test_notify_webhook_needs_its_signing_key() -> None:
+    with pytest.raises(ConfigError, match="NOTIFY_WEBHOOK_SECRET: required"):
+        Settings.from_env({"NOTIFY_WEBHOOK_URL": "https://example.invalid/hooks"})
+    with pytest.raises(ConfigError, match=r"NOTIFY_WEBHOOK_URL: .*http") as bad_url:
+        Settings.from_env({"NOTIFY_WEBHOOK_URL": "ftp://x", "NOTIFY_WEBHOOK_SECRET": NOTIFY_KEY})
+    assert NOTIFY_KEY not in str(bad_url.value)
+    with pytest.raises(ConfigError, match=r"NOTIFY_WEBHOOK_SECRET: .*whsec_") as bad_key:
+        Settings.from_env(
+            {"NOTIFY_WEBHOOK_URL": "https://x.invalid/", "NOTIFY_WEBHOOK_SECRET": "plain-key-1"}
+        )
+    assert "plain-key-1" not in str(bad_key.value)
+    s = Settings.from_env(
+        {"NOTIFY_WEBHOOK_URL": "https://x.invalid/", "NOTIFY_WEBHOOK_SECRET": NOTIFY_KEY}
+    )
+    assert s.notify_webhook_secret is not None
+    assert s.notify_webhook_secret.get_secret_value() == NOTIFY_KEY
+    assert (s.notify_timeout_seconds, s.notify_retry_seconds) == (2.0, 86_400)
+
+
+def test_the_notify_key_reference_is_fetched_only_with_a_url() -> None:
+    fetched: list[str] = []
+
+    def resolve(reference: str) -> str:
+        fetched.append(reference)
+        return NOTIFY_KEY
+
+    env = {"NOTIFY_WEBHOOK_SECRET": "ssm:/gme-autorecord/dev/notify-webhook-secret"}
+    assert Settings.from_env(env, resolve).notify_webhook_secret is None
+    assert fetched == []  # the deployed stack references it whether or not a URL is set
+    s = Settings.from_env({**env, "NOTIFY_WEBHOOK_URL": "https://x.invalid/"}, resolve)
+    assert fetched == ["ssm:/gme-autorecord/dev/notify-webhook-secret"]
+    assert s.notify_webhook_secret is not None
