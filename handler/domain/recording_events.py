@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handler.domain.ledger import HistoryItem, LedgerEntry, LedgerState
+from handler.domain.ledger import MAX_DURATION_END, HistoryItem, LedgerEntry, LedgerState
 
 
 class ChangeKind(StrEnum):
@@ -42,6 +42,7 @@ class ChangeKind(StrEnum):
 class StopReason(StrEnum):
     CLOSE = "close"  # the room closed (room event v1, TRTC dismissal)
     WINDOW_END = "window_end"  # its scheduled window ended
+    MAX_DURATION = "max_duration"  # its rule's max_duration passed (a lost close ends here)
     OPERATOR = "operator"  # `python -m handler stop`
     ROOM_GONE = "room_gone"  # the sweep found the room gone (RoomNotFound)
     POLICY = "policy"  # a changed policy now skips the session (apply_to_running)
@@ -53,6 +54,7 @@ _CLOSE_NOTES = (
     ("room closed", StopReason.CLOSE),
     ("TRTC room dismissed", StopReason.CLOSE),
     ("scheduled window ended", StopReason.WINDOW_END),
+    (f"{MAX_DURATION_END}:", StopReason.MAX_DURATION),
     ("stopped by an operator", StopReason.OPERATOR),
     ("sweep: room is gone", StopReason.ROOM_GONE),
     ("policy now skips", StopReason.POLICY),  # handler.domain.follow.POLICY_STOP
@@ -96,8 +98,8 @@ class RecordingEvent(BaseModel):
     policy_version: str | None
     reason: str = Field(
         description="started: new | adopted; failed: the GME error code; stopped: close | "
-        "window_end | operator | room_gone | policy | other; renewed: renewal | restart | "
-        "adopt; modified: policy; file: uploaded"
+        "window_end | max_duration | operator | room_gone | policy | other; renewed: renewal | "
+        "restart | adopt; modified: policy; file: uploaded"
     )
     detail: str = ""
     adopted: bool | None = Field(default=None, description="recording.started only")

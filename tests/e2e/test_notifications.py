@@ -4,6 +4,9 @@ moto_server's (a rule on the stack's bus forwards to an SQS queue the test reads
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -18,8 +21,8 @@ from standardwebhooks.webhooks import Webhook
 
 from handler import app, contract, scheduler, webhook, worker
 from handler.adapters.outbox_sqlite import SQLiteOutbox
-from handler.local import LocalContext
-from tests.conftest import Stack, load_event, sqs_event
+from handler.local import LocalContext, http_event
+from tests.conftest import GME_KEY, Stack, load_event, sqs_event
 from tests.servers import free_port
 
 NOTIFY_SECRET = "whsec_" + "dGVzdC1zdWl0ZS1ub3RpZnkta2V5LTEyMzQ="  # "test-suite-notify-key-1234"
@@ -219,3 +222,69 @@ def test_eventbridge_gets_each_fact_on_the_stacks_bus(
     assert started["source"] == "gme-autorecord"
     assert started["detail"]["task_id"] == str(stack.emulator.tasks()[0].task_id)
     assert started["detail"]["id"].startswith("msg_")
+
+
+HOUR = 3600.0
+
+
+def test_renewal_and_a_max_duration_end_are_events_too(
+    stack: Stack, receiver: Receiver, policy_limits: Any
+) -> None:
+    policy_limits(**{"ranked-mixed": "30h"})  # renewed at 24 h, ended at 30 h
+    receiver.up()
+    t0 = time.time()
+    created = load_event("room-created.json")
+    assert webhook.handler(stack.room_event_request(created), stack.context())["statusCode"] == 200
+    stack.emulator.advance(23 * HOUR + 50 * 60)
+    assert tick(t0 + 23 * HOUR + 50 * 60)["renewed"] == 1
+    stack.emulator.advance(6 * HOUR + 20 * 60)  # its room.closed never came
+    assert tick(t0 + 30 * HOUR + 10 * 60)["max_duration_ended"] == 1
+
+    assert receiver.refused == []
+    assert [d["body"]["type"] for d in receiver.deliveries] == [
+        "recording.started",
+        "recording.renewed",
+        "recording.stopped",
+    ]
+    started, renewed, stopped = (d["body"] for d in receiver.deliveries)
+    old, new = sorted(stack.emulator.tasks(), key=lambda t: t.started_at)
+    assert (renewed["previous_task_id"], renewed["task_id"]) == (str(old.task_id), str(new.task_id))
+    assert (renewed["reason"], renewed["generation"]) == ("renewal", 1)
+    assert (stopped["reason"], stopped["task_id"], stopped["generation"]) == (
+        "max_duration",
+        str(new.task_id),
+        1,
+    )
+    assert len({started["id"], renewed["id"], stopped["id"]}) == 3
+
+
+def gme_uploaded(task_id: str, room_id: str, file_name: str, seq: int) -> dict[str, Any]:
+    body = {
+        "BizID": 1400000000,
+        "RoomID": room_id,
+        "TaskID": int(task_id),
+        "EventType": 3,
+        "Timestamp": int(time.time()),
+        "Detail": {"SeqNo": seq, "FileName": file_name},
+    }
+    raw = json.dumps(body).encode()
+    sign = base64.b64encode(hmac.new(GME_KEY.encode(), raw, hashlib.sha1).digest()).decode()
+    headers = {"content-type": "application/json", "signature": sign}
+    return http_event("POST", "/v1/gme/recording-callbacks", headers, raw)
+
+
+def test_a_new_file_from_gmes_callback_is_an_event_once(stack: Stack, receiver: Receiver) -> None:
+    receiver.up()
+    created = load_event("room-created.json")
+    answer = webhook.handler(stack.room_event_request(created), stack.context())
+    task_id = json.loads(answer["body"])["task_id"]
+    upload = gme_uploaded(task_id, created["room_id"], "rec/ranked-eu-1042/mix-1.m4a", 1)
+    for _ in range(2):  # GME repeats its callbacks
+        assert webhook.handler(upload, stack.context())["statusCode"] == 200
+    [file] = receiver.of_type("recording.file")
+    assert (file["file_name"], file["task_id"], file["reason"]) == (
+        "rec/ranked-eu-1042/mix-1.m4a",
+        task_id,
+        "uploaded",
+    )
+    assert len(receiver.deliveries) == 2  # started, file

@@ -127,6 +127,7 @@ def test_the_sweeps_first_start_is_a_start_and_counts_as_swept() -> None:
 def test_stop_reasons_follow_the_close() -> None:
     for detail, reason in [
         ("scheduled window ended", "window_end"),
+        ("max_duration: 6h since the session began (rule 'ranked-mixed')", "max_duration"),
         ("stopped by an operator", "operator"),
         ("sweep: room is gone", "room_gone"),
         ("TRTC room dismissed", "close"),
