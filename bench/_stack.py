@@ -42,6 +42,8 @@ from handler.domain.ratelimit import Pace, limit_scope, reserve
 THROTTLED = "RequestLimitExceeded"
 #: Seconds one ledger or pace store call takes in virtual time: a DynamoDB round trip in-region.
 STORE_LATENCY = 0.005
+#: How far each one-way trip to GME strays from L/2, as a share of it (`--jitter` sets it).
+JITTER = 0.2
 
 
 @dataclass(frozen=True)
@@ -170,13 +172,13 @@ class StateGme:
         emu: EmulatedGme,
         clock: VirtualClock,
         latency: float,
-        jitter: float = 0.2,
+        jitter: float | None = None,
         seed: int = 7,
     ) -> None:
         self.emu = emu
         self.clock = clock
         self.latency = latency
-        self.jitter = jitter
+        self.jitter = JITTER if jitter is None else jitter
         self._random = random.Random(seed)
         self.throttled = 0
         self.calls: dict[str, int] = {}

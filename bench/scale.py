@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import _scale_lifecycle as lc
+from bench import _stack
 from bench._common import (
     Result,
     biz_id,
@@ -309,8 +310,15 @@ def main(argv: list[str] | None = None) -> list[Result]:
         default=[0.1, 0.3],
         help="GME round trips L to run the burst with, comma-separated seconds",
     )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=_stack.JITTER,
+        help="how far each one-way trip to GME strays from L/2, as a share of it (default 0.2)",
+    )
     parser.add_argument("--only", type=lambda v: v.split(","), default=list(FIGURES))
     args = parser.parse_args(argv)
+    _stack.JITTER = args.jitter
     shape = deployed_shape()
     args.side_by_side = batch_runs_side_by_side(shape.batch_size)
     print(
