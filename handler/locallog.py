@@ -1,7 +1,8 @@
 """What `make run` prints while it serves: by default one short line per event, for a person.
 
 `LOG_FORMAT=short` (the local default): each answer of the webhook and each scheduler tick
-that did something is one line — time, route, status, room, outcome, rule, task id — and the
+that did something is one line — time, route, status, room, outcome, rule, task id — each
+recording event the stack sends (or would send, with no sink configured) is one line, and the
 log records of WARNING and above are one line each too (message and its keys, secrets masked
 by the same redaction as the JSON lines). `LOG_FORMAT=json`: the Powertools JSON lines exactly
 as deployed, and no summary lines. Deployed functions never read LOG_FORMAT: they always log
@@ -17,6 +18,7 @@ import time
 from typing import Any
 
 from handler.config import ConfigError
+from handler.notify import RECORDING_EVENT
 from handler.observability import RedactingFormatter, logger, mask_secret_values, redact
 
 FORMATS = ("short", "json")
@@ -36,6 +38,8 @@ class ShortFormatter(RedactingFormatter):
 
     def serialize(self, log: Any) -> str:
         clean = redact(log)
+        if clean.get("message") == RECORDING_EVENT and isinstance(clean.get("event"), dict):
+            return mask_secret_values(_event_line(clean["event"], clean.get("sinks")))
         keys = " ".join(
             f"{k}={_text(v)}"
             for k, v in clean.items()
@@ -43,6 +47,31 @@ class ShortFormatter(RedactingFormatter):
         )
         line = f"{time.strftime('%H:%M:%S')} {clean.get('level', '')} {clean.get('message', '')}"
         return mask_secret_values(f"{line} {keys}".rstrip())
+
+
+def _event_line(event: dict[str, Any], sinks: Any) -> str:
+    """What the stack sends (or would send) for one recording change, on one line."""
+    where = ", ".join(sinks) if isinstance(sinks, list) else "not sent (no NOTIFY_WEBHOOK_URL)"
+    parts = [
+        time.strftime("%H:%M:%S"),
+        f"event {event.get('type')}",
+        f"{event.get('biz_id')}/{event.get('room_id')}",
+        f"session={event.get('session')}",
+        f"task={event.get('task_id')}",
+        f"reason={event.get('reason')}",
+        f"id={event.get('id')}",
+        f"-> {where}",
+    ]
+    return " ".join(parts)
+
+
+class _ShortLevel(logging.Filter):
+    """Short mode shows warnings and above, and the recording events the stack would send."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _state["format"] != "short":
+            return True
+        return record.levelno >= logging.WARNING or record.msg == RECORDING_EVENT
 
 
 def _text(value: Any) -> str:
@@ -76,7 +105,9 @@ def use_log_format(value: str | None) -> str:
     handler = logger.registered_handler
     if chosen == "short" and handler is not None:
         handler.setFormatter(ShortFormatter())
-        handler.setLevel(logging.WARNING)
+        handler.setLevel(logging.INFO)
+        if not any(isinstance(f, _ShortLevel) for f in handler.filters):
+            handler.addFilter(_ShortLevel())
     return chosen
 
 

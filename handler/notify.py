@@ -24,6 +24,8 @@ from handler.domain.recording_events import RecordingChange, RecordingEvent
 from handler.observability import logger
 
 PAUSE_SECONDS = 60.0
+#: The log message of each event (the local runner's short lines show these too).
+RECORDING_EVENT = "recording event"
 FLUSH_BATCH = 200
 
 
@@ -53,7 +55,7 @@ class Notifier:
     def _publish(self, event: RecordingEvent) -> None:
         body = event.body()
         logger.info(
-            "recording event",
+            RECORDING_EVENT,
             extra={
                 "event": json.loads(body),
                 "sinks": list(self.sinks) or "none (set NOTIFY_WEBHOOK_URL or NOTIFY_EVENT_BUS)",

@@ -262,10 +262,16 @@ def test_make_run_prints_one_short_line_per_event(tmp_path: Path) -> None:
         r"^\d\d:\d\d:\d\d POST /v1/room-events 200 1400000000/ranked-eu-1042 started"
         r" rule=ranked-mixed task=\d+$"
     )
-    assert [x.rstrip("\n") for x in after if x.strip()] == [
-        x.rstrip("\n") for x in after if line.match(x.rstrip("\n"))
-    ], after
-    assert len(after) == 1, after
+    # ...and the recording event the stack would send (no NOTIFY_WEBHOOK_URL here).
+    event = re.compile(
+        r"^\d\d:\d\d:\d\d event recording\.started 1400000000/ranked-eu-1042"
+        r" session=match-7f3a task=\d+ reason=new id=msg_[0-9a-f]{32}"
+        r" -> not sent \(no NOTIFY_WEBHOOK_URL\)$"
+    )
+    shown = [x.rstrip("\n") for x in after if x.strip()]
+    assert len(shown) == 2, after
+    assert event.match(shown[0]), after
+    assert line.match(shown[1]), after
 
 
 def test_log_format_json_prints_the_deployed_json_lines(tmp_path: Path) -> None:
