@@ -20,10 +20,18 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from decimal import Decimal
 from typing import Any
 
 from handler.adapters.ledger_sqlite import expiry
+from handler.adapters.ledger_table import (
+    INDEXES,
+    create_table,
+    item_key,
+    newest_with_prefix,
+    num,
+    pk,
+    query_items,
+)
 from handler.domain.ledger import (
     COUNTED_STATES,
     OPEN_STATES,
@@ -39,36 +47,10 @@ MAX_CONFLICT_RETRIES = 20
 #: Entries remembered for the next optimistic write (per process; a stale one costs a retry).
 #: At most 256 x 64 KB (the entry budget) of memory; a room's writes follow each other closely.
 REMEMBERED = 256
-#: Items asked for per query page (every query passes a Limit).
-PAGE = 100
-#: Secondary indexes, as serverless.yml declares them (a test holds the two equal):
-#: name -> (hash key, range key, projection, extra projected attributes).
-INDEXES: dict[str, tuple[str, str | None, str, tuple[str, ...]]] = {
-    # The sweep's queue: only open or retryably failed entries carry `due` (= their state).
-    "due-checked": ("due", "checked_at", "KEYS_ONLY", ()),
-    "state-updated": ("state", "updated_at", "KEYS_ONLY", ()),
-    "state-started": ("state", "task_started_at", "KEYS_ONLY", ()),
-    "state-ends": ("state", "ends_at", "KEYS_ONLY", ()),
-    # Counted (starting, recording) sessions of a rule, for max_concurrent caps.
-    "open-rule": ("open_rule", None, "KEYS_ONLY", ()),
-    # A room's sessions a close may still end: `open_room` (= pk) while open.
-    "room-open": ("open_room", "created_at", "KEYS_ONLY", ()),
-    # Which sessions a task belongs to (GME callbacks, a task shared by two sessions).
-    "task": ("task_id", None, "INCLUDE", ("created_at", "closed_at")),
-}
-_STRING_KEYS = {"pk", "sk", "state", "due", "open_rule", "open_room", "task_id"}
 
 
 class LedgerConflict(RuntimeError):
     """Too many concurrent writers on one entry; the caller's delivery is retried."""
-
-
-def _num(value: float | None) -> Decimal | None:
-    return None if value is None else Decimal(repr(float(value)))
-
-
-def _pk(biz_id: int, room_id: str) -> str:
-    return f"{biz_id}#{room_id}"
 
 
 class DynamoDBLedger:
@@ -82,14 +64,10 @@ class DynamoDBLedger:
         self._seen: OrderedDict[tuple[str, str], tuple[LedgerEntry | None, int]] = OrderedDict()
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _key(biz_id: int, room_id: str, session: str) -> dict[str, str]:
-        return {"pk": _pk(biz_id, room_id), "sk": session}
-
     # ------------------------------------------------------------- entries
 
     def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None:
-        key = self._key(biz_id, room_id, session)
+        key = item_key(biz_id, room_id, session)
         item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
         entry, version = _parse(item)
         self._remember(key, entry, version)
@@ -98,7 +76,7 @@ class DynamoDBLedger:
     def update(self, biz_id: int, room_id: str, session: str, change: Change) -> LedgerEntry | None:
         from botocore.exceptions import ClientError
 
-        key = self._key(biz_id, room_id, session)
+        key = item_key(biz_id, room_id, session)
         with self._lock:
             remembered = self._seen.get((key["pk"], key["sk"]))
         current, version = remembered if remembered is not None else (None, 0)
@@ -150,11 +128,11 @@ class DynamoDBLedger:
 
     def _item(self, e: LedgerEntry, version: int) -> dict[str, Any]:
         item: dict[str, Any] = {
-            **self._key(e.biz_id, e.room_id, e.session),
+            **item_key(e.biz_id, e.room_id, e.session),
             "state": e.state.value,
-            "checked_at": _num(e.checked_at),
-            "created_at": _num(e.created_at),
-            "updated_at": _num(e.updated_at),
+            "checked_at": num(e.checked_at),
+            "created_at": num(e.created_at),
+            "updated_at": num(e.updated_at),
             "retryable": e.retryable,
             "version": version,
             "doc": e.model_dump_json(),
@@ -164,11 +142,11 @@ class DynamoDBLedger:
             # Only while counted: the sparse `open-rule` index then holds exactly the sessions
             # a cap counts, and a count reads the rule's own, never the whole fleet's.
             "open_rule": e.rule if e.state in COUNTED_STATES and e.rule else None,
-            "open_room": _pk(e.biz_id, e.room_id) if is_open(e) else None,
+            "open_room": pk(e.biz_id, e.room_id) if is_open(e) else None,
             "task_id": e.task_id,
-            "task_started_at": _num(e.task_started_at),
-            "ends_at": _num(e.ends_at) if e.closed_at is None else None,
-            "closed_at": _num(e.closed_at),
+            "task_started_at": num(e.task_started_at),
+            "ends_at": num(e.ends_at) if e.closed_at is None else None,
+            "closed_at": num(e.closed_at),
             "expiration": expiry(e, self.ttl_seconds),
         }
         item.update({k: v for k, v in optional.items() if v is not None})
@@ -195,7 +173,7 @@ class DynamoDBLedger:
                 page = client.batch_get_item(RequestItems=pending)
                 for item in page["Responses"].get(self._table.name, []):
                     entry = LedgerEntry.model_validate_json(item["doc"])
-                    found[(_pk(entry.biz_id, entry.room_id), entry.session)] = entry
+                    found[(pk(entry.biz_id, entry.room_id), entry.session)] = entry
                 pending = page.get("UnprocessedKeys") or {}
             if pending:
                 raise LedgerConflict("ledger: DynamoDB kept refusing a batch read; retried")
@@ -223,7 +201,7 @@ class DynamoDBLedger:
             cond = "#h = :h" + (" AND #r <= :t" if upto is not None else "")
             values: dict[str, Any] = {":h": state.value}
             if upto is not None:
-                values[":t"] = _num(upto)
+                values[":t"] = num(upto)
             found += self._keys(
                 limit,
                 IndexName=index,
@@ -241,20 +219,20 @@ class DynamoDBLedger:
         from boto3.dynamodb.conditions import Key
 
         items = self._keys(
-            limit, KeyConditionExpression=Key("pk").eq(_pk(biz_id, room_id)), ConsistentRead=True
+            limit, KeyConditionExpression=Key("pk").eq(pk(biz_id, room_id)), ConsistentRead=True
         )
         found = [LedgerEntry.model_validate_json(i["doc"]) for i in items]
         return sorted(found, key=lambda e: e.created_at)
 
     def newest_session(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
-        return newest_with_prefix(self._table, _pk(biz_id, room_id), prefix)
+        return newest_with_prefix(self._table, pk(biz_id, room_id), prefix)
 
     def open_sessions(self, biz_id: int, room_id: str, limit: int = 20) -> list[SessionRef]:
         items = self._keys(
             limit,
             IndexName="room-open",
             KeyConditionExpression="open_room = :r",
-            ExpressionAttributeValues={":r": _pk(biz_id, room_id)},
+            ExpressionAttributeValues={":r": pk(biz_id, room_id)},
             ScanIndexForward=False,
         )
         return [
@@ -339,61 +317,7 @@ class DynamoDBLedger:
 
     def create_table(self) -> None:
         """Create the table as the deployment does (tests and local moto_server runs)."""
-        client = self._table.meta.client
-        keyed = {a for h, r, _, _ in INDEXES.values() for a in (h, r) if a is not None}
-        client.create_table(
-            TableName=self._table.name,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": a, "AttributeType": "S" if a in _STRING_KEYS else "N"}
-                for a in sorted(keyed | {"pk", "sk"})
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": name,
-                    "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}]
-                    + ([{"AttributeName": range_key, "KeyType": "RANGE"}] if range_key else []),
-                    "Projection": {"ProjectionType": projection}
-                    | ({"NonKeyAttributes": list(extra)} if extra else {}),
-                }
-                for name, (hash_key, range_key, projection, extra) in INDEXES.items()
-            ],
-        )
-        client.get_waiter("table_exists").wait(TableName=self._table.name)
-        client.update_time_to_live(
-            TableName=self._table.name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
-        )
-
-
-def query_items(table: Any, limit: int, **kwargs: Any) -> list[dict[str, Any]]:
-    """Up to `limit` items of a query, page by page, each page asking for no more than is
-    still wanted (so a query never reads past what its caller takes)."""
-    out: list[dict[str, Any]] = []
-    while len(out) < limit:
-        page = table.query(Limit=min(PAGE, limit - len(out)), **kwargs)
-        out.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return out
-
-
-def newest_with_prefix(table: Any, pk: str, prefix: str) -> LedgerEntry | None:
-    """The item of `pk` with the greatest sort key starting with `prefix`: one item read."""
-    from boto3.dynamodb.conditions import Key
-
-    page = table.query(
-        KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with(prefix),
-        ScanIndexForward=False,
-        Limit=1,
-        ConsistentRead=True,
-    )
-    return LedgerEntry.model_validate_json(page["Items"][0]["doc"]) if page["Items"] else None
+        create_table(self._table)
 
 
 def _creates(entry: LedgerEntry | None) -> bool:

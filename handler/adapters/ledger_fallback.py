@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handler.adapters.ledger_dynamodb import DynamoDBLedger, newest_with_prefix, query_items
+from handler.adapters.ledger_dynamodb import DynamoDBLedger
+from handler.adapters.ledger_table import item_key, newest_with_prefix, num, pk, query_items
 from handler.domain.ledger import (
     OPEN_STATES,
     Change,
@@ -45,16 +46,13 @@ class LegacyTable:
             client = boto3.resource("dynamodb")
         self._table = client.Table(table_name)
 
-    def _key(self, biz_id: int, room_id: str, session: str) -> dict[str, str]:
-        return {"pk": f"{biz_id}#{room_id}", "sk": session}
-
     def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None:
-        key = self._key(biz_id, room_id, session)
+        key = item_key(biz_id, room_id, session)
         item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
         return LedgerEntry.model_validate_json(item["doc"]) if item else None
 
     def delete(self, biz_id: int, room_id: str, session: str) -> None:
-        self._table.delete_item(Key=self._key(biz_id, room_id, session))
+        self._table.delete_item(Key=item_key(biz_id, room_id, session))
 
     def _query(self, limit: int, **kwargs: Any) -> list[LedgerEntry]:
         items = query_items(self._table, limit, **kwargs)
@@ -64,11 +62,11 @@ class LegacyTable:
         from boto3.dynamodb.conditions import Key
 
         return self._query(
-            limit, KeyConditionExpression=Key("pk").eq(f"{biz_id}#{room_id}"), ConsistentRead=True
+            limit, KeyConditionExpression=Key("pk").eq(pk(biz_id, room_id)), ConsistentRead=True
         )
 
     def newest(self, biz_id: int, room_id: str, prefix: str) -> LedgerEntry | None:
-        return newest_with_prefix(self._table, f"{biz_id}#{room_id}", prefix)
+        return newest_with_prefix(self._table, pk(biz_id, room_id), prefix)
 
     def due(self, checked_before: float, limit: int) -> list[LedgerEntry]:
         """Open entries least recently checked first, from the old `state-checked` index (old
@@ -82,16 +80,10 @@ class LegacyTable:
                 limit,
                 IndexName="state-checked",
                 KeyConditionExpression=Key("state").eq(state.value)
-                & Key("checked_at").lte(_decimal(checked_before)),
+                & Key("checked_at").lte(num(checked_before)),
             )
         ]
         return sorted(found, key=lambda e: e.checked_at)[:limit]
-
-
-def _decimal(value: float) -> Any:
-    from decimal import Decimal
-
-    return Decimal(repr(float(value)))
 
 
 class FallbackLedger:

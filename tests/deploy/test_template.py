@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from handler.adapters.ledger_dynamodb import INDEXES
+from handler.adapters.ledger_table import INDEXES
 from handler.adapters.secrets import is_reference
 from handler.config import SECRET_VARIABLES
 
