@@ -23,11 +23,11 @@ from typing import Any
 
 from handler.adapters.ledger_dynamodb import DynamoDBLedger
 from handler.adapters.ledger_table import item_key, newest_with_prefix, num, pk, query_items
+from handler.adapters.ledger_wrapper import LedgerWrapper
 from handler.domain.ledger import (
     OPEN_STATES,
     Change,
     LedgerEntry,
-    LedgerState,
     SessionRef,
     is_open,
 )
@@ -86,10 +86,16 @@ class LegacyTable:
         return sorted(found, key=lambda e: e.checked_at)[:limit]
 
 
-class FallbackLedger:
-    """The ledger port over the new table, falling back to the old one (see the module)."""
+class FallbackLedger(LedgerWrapper):
+    """The ledger port over the new table, falling back to the old one (see the module).
+
+    The calls not written out here read the new table only: the old table has no task index
+    (a task's owners are found through its room: `service.note_callback` falls back to the
+    room's open sessions), and old entries reach the new table within one sweep cycle, where
+    renewals, window ends, caps and the policy's followers find them."""
 
     def __init__(self, primary: DynamoDBLedger, legacy: LegacyTable) -> None:
+        super().__init__(primary)
         self.primary = primary
         self.legacy = legacy
 
@@ -137,39 +143,13 @@ class FallbackLedger:
         )
         return [_ref(e) for e in old[:limit]]
 
-    def task_sessions(self, biz_id: int, task_id: str, limit: int = 10) -> list[SessionRef]:
-        # The old table has no task index: its owners are found through the room instead
-        # (`service.note_callback` falls back to the room's open sessions).
-        return self.primary.task_sessions(biz_id, task_id, limit)
-
     def _old(self, biz_id: int, room_id: str) -> list[LedgerEntry]:
         return self.legacy.by_room(biz_id, room_id, LEGACY_ROOM_LIMIT)
-
-    def by_state(self, state: LedgerState | None = None, limit: int = 1000) -> list[LedgerEntry]:
-        return self.primary.by_state(state, limit)
-
-    def count_open(self, rule: str) -> int:
-        return self.primary.count_open(rule)
-
-    def rule_page(
-        self, rule: str, limit: int, after: str | None = None
-    ) -> tuple[list[LedgerEntry], str | None]:
-        # Old entries move to the new table within one sweep cycle; then they are found here.
-        return self.primary.rule_page(rule, limit, after)
-
-    def nearing_cap(self, started_before: float, limit: int) -> list[LedgerEntry]:
-        return self.primary.nearing_cap(started_before, limit)
-
-    def ending(self, now: float, limit: int) -> list[LedgerEntry]:
-        return self.primary.ending(now, limit)
 
     def due_for_check(self, checked_before: float, limit: int) -> list[LedgerEntry]:
         new = self.primary.due_for_check(checked_before, limit)
         old = self.legacy.due(checked_before, limit)
         return sorted([*old, *new], key=lambda e: e.checked_at)[:limit]
-
-    def purge_expired(self, now: float) -> int:
-        return 0
 
     def create_table(self) -> None:
         self.primary.create_table()
