@@ -2,12 +2,13 @@
 
 The schedule lives in the same store family as the idempotency records, so a deployment needs
 nothing new: the SQLite file (table ``gme_rate``), the DynamoDB table (items ``id =
-gme-autorecord.rate#<action>#<credential>#<region>``, a conditional write per slot, TTL
-``expiration``) or Redis (the same key, one Lua script per slot). ``<credential>`` is a hash of
-the SecretId, never the SecretId itself (``handler.domain.ratelimit.credential_tag``). Each
-implementation makes "read tat, compute, store new tat" atomic against every other worker.
-Clocks: the caller's wall clock; Lambda hosts are NTP-synchronised to a few milliseconds (the
-pace's jitter tolerance is in ``handler.domain.ratelimit.Pace``).
+gme-autorecord.rate#<action>#<credential>#<region>``, a conditional write per slot or for
+several, TTL ``expiration``) or Redis (the same key, one Lua script per slot).
+``<credential>`` is a hash of the SecretId, never the SecretId itself
+(``handler.domain.ratelimit.credential_tag``). Each implementation makes "read tat, compute,
+store new tat" atomic against every other worker. Clocks: the caller's wall clock; Lambda hosts
+are NTP-synchronised to a few milliseconds (the pace's jitter tolerance is in
+``handler.domain.ratelimit.Pace``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import os
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from handler.adapters.sqlite_files import ThreadConnections
 from handler.adapters.stores import DynamoDBStore, RedisStore, SQLiteStore, parse_store_url
-from handler.domain.ratelimit import Pace, reserve
+from handler.domain.ratelimit import Pace, reserve, reserve_each
 
 KEY_PREFIX = "gme-autorecord.rate#"
 KEY_TTL_SECONDS = 3600  # a schedule idle for an hour is in the past anyway
@@ -70,8 +72,26 @@ class SQLiteSlots:
         return None if got is None else got[1]
 
 
+@dataclass
+class _Ask:
+    """One caller's request for a slot, answered by whichever caller writes for the key."""
+
+    max_wait: float
+    done: bool = False
+    start: float | None = None
+
+
+@dataclass
+class _Turns:
+    """The callers of one key in one process: one writes at a time, for all that wait."""
+
+    writer: threading.Lock = field(default_factory=threading.Lock)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+    waiting: list[_Ask] = field(default_factory=list)
+
+
 class DynamoDBSlots:
-    """Schedules as items of the idempotency table: one conditional write per slot.
+    """Schedules as items of the idempotency table: one conditional write per slot, or fewer.
 
     The write is conditioned on the ``tat`` this process last saw for the key (what it last
     wrote, or what a refused write showed it), or on there being none yet for a key it never
@@ -81,10 +101,12 @@ class DynamoDBSlots:
     read. ``tat`` is stored as a decimal string with microseconds and kept as that string, so
     the condition compares exactly what was stored.
 
-    A value seen is never later than the stored one (every write moves ``tat`` forward; TTL
-    removes only an item an hour idle), so a slot it already puts beyond ``max_wait`` is
-    refused without a request. The threads of one process take their slots of a key one at a
-    time: they would otherwise all write from the same value and all but one be refused.
+    The threads of one process (a worker batch's records) take the slots of a key in turns, and
+    a turn takes a slot for every thread that came while the one before was being written: one
+    write for all of them (``handler.domain.ratelimit.reserve_each``), where separate writes
+    from one value would all but one be refused. A value seen is never later than the stored one
+    (every write moves ``tat`` forward; TTL removes only an item an hour idle), so slots it
+    already puts beyond every caller's ``max_wait`` are refused without a request.
     """
 
     def __init__(self, table_name: str, pace: Pace, client: Any = None) -> None:
@@ -97,50 +119,67 @@ class DynamoDBSlots:
         self._client = client
         #: The stored ``tat`` string last seen per key; None: none seen, or the item has none.
         self._seen: dict[str, str | None] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-
-    def _lock(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
+        self._turns: dict[str, _Turns] = {}
+        self._turns_guard = threading.Lock()
 
     def reserve(self, key: str, max_wait: float) -> float | None:
-        exc_type = self._client.exceptions.ConditionalCheckFailedException
         key = KEY_PREFIX + key
-        with self._lock(key):
-            old = self._seen.get(key)
-            while True:
-                now = time.time()
-                got = reserve(float(old) if old else 0.0, now, self.pace, max_wait)
-                if got is None:
-                    return None
-                new = f"{got[0]:.6f}"
-                condition: dict[str, Any] = (
-                    {"ConditionExpression": "attribute_not_exists(tat)"}
-                    if old is None
-                    else {
-                        "ConditionExpression": "tat = :old",
-                        "ExpressionAttributeValues": {":old": {"N": old}},
-                    }
+        with self._turns_guard:
+            turns = self._turns.setdefault(key, _Turns())
+        ask = _Ask(max_wait)
+        with turns.guard:
+            turns.waiting.append(ask)
+        with turns.writer:
+            if ask.done:  # taken by the turn before, with its own
+                return ask.start
+            with turns.guard:
+                asks, turns.waiting = turns.waiting, []
+            try:
+                starts = self._write(key, [a.max_wait for a in asks])
+            except BaseException:
+                with turns.guard:  # the others go again, in turns of their own
+                    turns.waiting[:0] = [a for a in asks if a is not ask]
+                raise
+            for each, start in zip(asks, starts, strict=True):
+                each.start, each.done = start, True
+        return ask.start
+
+    def _write(self, key: str, max_waits: list[float]) -> list[float | None]:
+        """Move ``key``'s tat past a slot for each caller (one request when uncontended)."""
+        exc_type = self._client.exceptions.ConditionalCheckFailedException
+        old = self._seen.get(key)
+        while True:
+            now = time.time()
+            tat, starts = reserve_each(float(old) if old else 0.0, now, self.pace, max_waits)
+            if all(start is None for start in starts):
+                return starts
+            new = f"{tat:.6f}"
+            condition: dict[str, Any] = (
+                {"ConditionExpression": "attribute_not_exists(tat)"}
+                if old is None
+                else {
+                    "ConditionExpression": "tat = :old",
+                    "ExpressionAttributeValues": {":old": {"N": old}},
+                }
+            )
+            try:
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item={
+                        "id": {"S": key},
+                        "tat": {"N": new},
+                        "expiration": {"N": str(int(now) + KEY_TTL_SECONDS)},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **condition,
                 )
-                try:
-                    self._client.put_item(
-                        TableName=self.table_name,
-                        Item={
-                            "id": {"S": key},
-                            "tat": {"N": new},
-                            "expiration": {"N": str(int(now) + KEY_TTL_SECONDS)},
-                        },
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                        **condition,
-                    )
-                except exc_type as exc:  # another process took a slot: go on from its tat
-                    item = exc.response.get("Item") or {}
-                    old = item["tat"]["N"] if "tat" in item else None
-                    self._seen[key] = old
-                    continue
-                self._seen[key] = new
-                return got[1]
+            except exc_type as exc:  # another process took a slot: go on from its tat
+                item = exc.response.get("Item") or {}
+                old = item["tat"]["N"] if "tat" in item else None
+                self._seen[key] = old
+                continue
+            self._seen[key] = new
+            return starts
 
 
 # Atomic inside Redis: read tat, compute the slot, store the new tat (with a TTL).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: GME's documented limit per action, region and credential.
@@ -102,3 +103,19 @@ def reserve(tat: float, now: float, pace: Pace, max_wait: float) -> tuple[float,
     if start - now > max_wait:
         return None
     return base + pace.interval, start
+
+
+def reserve_each(
+    tat: float, now: float, pace: Pace, max_waits: Sequence[float]
+) -> tuple[float, list[float | None]]:
+    """Slots for several callers at once, as if each had reserved in turn: the new ``tat`` and
+    each caller's slot start, None for one whose slot would start after its own ``max_wait``
+    (it reserves nothing: the next caller gets that slot). One store write then takes them all.
+    """
+    starts: list[float | None] = []
+    for max_wait in max_waits:
+        got = reserve(tat, now, pace, max_wait)
+        if got is not None:
+            tat = got[0]
+        starts.append(None if got is None else got[1])
+    return tat, starts

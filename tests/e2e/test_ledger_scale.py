@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from handler import app, webhook
+from handler import app, webhook, worker
 from handler.domain.ledger import LedgerEntry, LedgerState, new_entry
-from tests.conftest import BIZ_ID, Stack, load_event
+from tests.conftest import BIZ_ID, Stack, load_event, sqs_event
 from tests.ddb_counter import DynamoDBCounter
 from tests.e2e.test_ledger_budget import gme_request
 from tests.servers import create_idempotency_table, moto_env
@@ -184,11 +184,12 @@ def test_a_room_id_with_3000_past_sessions_costs_what_one_with_one_does(
             assert many <= meter.bound(few), (name, small, large)
 
 
-def test_dynamodb_round_trips_of_a_new_room_and_of_its_close(
+@pytest.fixture
+def deployed(
     stack: Stack, moto: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every DynamoDB request a new room and its close make, by table: the ledger, the
-    idempotency records and the fleet-wide pace (which lives in the idempotency table)."""
+) -> Iterator[tuple[DynamoDBCounter, str, str]]:
+    """The deployed stores on moto_server behind the counting proxy, fresh tables:
+    (counter, idempotency table, ledger table)."""
     with DynamoDBCounter(moto.url) as counter:
         idem, ledger = f"idem-{uuid.uuid4().hex[:8]}", f"ledger-{uuid.uuid4().hex[:8]}"
         create_idempotency_table(moto, idem)
@@ -197,30 +198,37 @@ def test_dynamodb_round_trips_of_a_new_room_and_of_its_close(
         monkeypatch.setenv("LEDGER_STORE", f"dynamodb://{ledger}")
         app.reset()
         app.ledger().create_table()  # type: ignore[attr-defined]
-        doc = {**load_event("room-created.json"), "room_id": "ranked-rt", "session": "s1"}
-        counter.reset()
-        result = webhook.handler(stack.room_event_request(doc), stack.context("webhook"))
-        assert json.loads(result["body"])["status"] == "started"
-        start = dict(counter.calls)
-        assert counter.refused[ledger] == 0
-        closed = {**load_event("room-closed.json"), "room_id": "ranked-rt", "session": "s1"}
-        counter.reset()
-        result = webhook.handler(stack.room_event_request(closed), stack.context("webhook"))
-        assert json.loads(result["body"])["status"] == "stopped"
-        close = dict(counter.calls)
-        # A close in a process that never saw the entry (another function instance) reads
-        # first instead of guessing "absent" (a refused put is billed as a write).
-        again = {**doc, "session": "s2"}
-        webhook.handler(stack.room_event_request(again), stack.context("webhook"))
-        app.reset()
-        counter.reset()
-        closed_elsewhere = {**closed, "session": "s2", "id": "evt-close-s2"}
-        result = webhook.handler(
-            stack.room_event_request(closed_elsewhere), stack.context("webhook")
-        )
-        assert json.loads(result["body"])["status"] == "stopped"
-        assert counter.refused[ledger] == 0
-        assert counter.calls[("GetItem", ledger)] == 1
+        yield counter, idem, ledger
+
+
+def test_dynamodb_round_trips_of_a_new_room_and_of_its_close(
+    stack: Stack, deployed: tuple[DynamoDBCounter, str, str]
+) -> None:
+    """Every DynamoDB request a new room and its close make, by table: the ledger, the
+    idempotency records and the fleet-wide pace (which lives in the idempotency table)."""
+    counter, idem, ledger = deployed
+    doc = {**load_event("room-created.json"), "room_id": "ranked-rt", "session": "s1"}
+    counter.reset()
+    result = webhook.handler(stack.room_event_request(doc), stack.context("webhook"))
+    assert json.loads(result["body"])["status"] == "started"
+    start = dict(counter.calls)
+    assert counter.refused[ledger] == 0
+    closed = {**load_event("room-closed.json"), "room_id": "ranked-rt", "session": "s1"}
+    counter.reset()
+    result = webhook.handler(stack.room_event_request(closed), stack.context("webhook"))
+    assert json.loads(result["body"])["status"] == "stopped"
+    close = dict(counter.calls)
+    # A close in a process that never saw the entry (another function instance) reads
+    # first instead of guessing "absent" (a refused put is billed as a write).
+    again = {**doc, "session": "s2"}
+    webhook.handler(stack.room_event_request(again), stack.context("webhook"))
+    app.reset()
+    counter.reset()
+    closed_elsewhere = {**closed, "session": "s2", "id": "evt-close-s2"}
+    result = webhook.handler(stack.room_event_request(closed_elsewhere), stack.context("webhook"))
+    assert json.loads(result["body"])["status"] == "stopped"
+    assert counter.refused[ledger] == 0
+    assert counter.calls[("GetItem", ledger)] == 1
     print(f"new room: {start}\nclose: {close}")
     by_table = {t: sum(n for (_, x), n in start.items() if x == t) for t in (idem, ledger)}
     assert by_table[ledger] == 2  # `starting` and the outcome: one conditional put each
@@ -231,6 +239,34 @@ def test_dynamodb_round_trips_of_a_new_room_and_of_its_close(
     assert start[("UpdateItem", idem)] == 1
     assert sum(start.values()) == 5
     assert sum(close.values()) == 4  # the ledger's 3 and the pace's 1
+
+
+def test_dynamodb_round_trips_of_a_batch_of_new_rooms(
+    stack: Stack, deployed: tuple[DynamoDBCounter, str, str]
+) -> None:
+    """Ten new rooms in one worker batch, their records side by side: each still makes its own
+    ledger and idempotency writes, but their StartRecord slots take far fewer than ten pace
+    writes, the records that reach the pace together sharing one."""
+    counter, idem, ledger = deployed
+    created = load_event("room-created.json")
+
+    def batch(prefix: str, rooms: int) -> list[dict[str, Any]]:
+        bodies = [
+            {**created, "id": f"evt-{prefix}-{i}", "room_id": f"ranked-{prefix}-{i}"}
+            for i in range(rooms)
+        ]
+        return worker.process_batch(sqs_event(*bodies), stack.context("worker"))[1]
+
+    assert all(item["ok"] for item in batch("warm", 1))  # clients built, the pace key seen
+    counter.reset()
+    report = batch("batch", 10)
+    calls = dict(counter.calls)
+    assert [item["outcome"]["status"] for item in report] == ["started"] * 10
+    print(f"a batch of 10 new rooms: {calls}")
+    assert calls[("UpdateItem", idem)] == 10  # each record's idempotency outcome
+    pace = calls[("PutItem", idem)] - 10  # beyond each record's in-progress put
+    assert 1 <= pace <= 6  # 3 or 4 when measured; 10 when each slot was a write of its own
+    assert sum(n for (_, t), n in calls.items() if t == ledger) == 20
 
 
 def failed(room: str, checked_at: float, retryable: bool) -> LedgerEntry:

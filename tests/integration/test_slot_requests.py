@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import threading
 import time
 import uuid
 from typing import Any
@@ -59,6 +60,35 @@ def test_a_slot_beyond_the_wait_known_from_what_was_seen_costs_no_request(
     counter.reset()
     assert slots.reserve(KEY, max_wait=0.5) is None  # the next slot is 2 s away
     assert counter.requests() == 0
+
+
+def test_threads_of_one_process_share_their_writes(counted: Any) -> None:
+    """A worker batch's ten records wanting a slot at once: each still gets its own slot, one
+    interval apart, and the threads that came while one write was under way are served by the
+    next one (one write, not ten, most of them refused)."""
+    store, counter = counted
+    pace = Pace(20, 1)
+    slots = build_slot_store(store, pace)
+    slots.reserve(KEY, max_wait=5)  # the key seen, as in a warm worker
+    counter.reset()
+    gate, starts = threading.Barrier(10), []
+
+    def record() -> None:
+        gate.wait()
+        starts.append(slots.reserve(KEY, max_wait=5))
+
+    threads = [threading.Thread(target=record) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert None not in starts
+    ordered = sorted(s for s in starts if s is not None)
+    assert len(ordered) == 10
+    assert min(b - a for a, b in itertools.pairwise(ordered)) >= pace.interval - 1e-5
+    print(f"{counter.requests()} requests for 10 slots")
+    assert counter.requests() <= 3
+    assert counter.refused.total() == 0
 
 
 def _take(store: str, count: int, rate: float) -> list[float]:

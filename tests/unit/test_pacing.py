@@ -10,7 +10,14 @@ from handler import app
 from handler.adapters.gme_client import TencentGme
 from handler.adapters.ratelimited_gme import RateLimitedGme
 from handler.config import ConfigError, Settings
-from handler.domain.ratelimit import Pace, credential_tag, endpoint_region, limit_scope, reserve
+from handler.domain.ratelimit import (
+    Pace,
+    credential_tag,
+    endpoint_region,
+    limit_scope,
+    reserve,
+    reserve_each,
+)
 from handler.local import LocalContext
 from tests.conftest import Stack
 
@@ -43,6 +50,33 @@ def test_a_caller_that_cannot_wait_reserves_nothing() -> None:
     assert first == 10.0
     assert reserve(tat, 10.0, pace, max_wait=0.4) is None  # next slot is 0.5 s away
     assert reserve(tat, 10.0, pace, max_wait=0.5) == (11.0, 10.5)
+
+
+@given(
+    rate=st.integers(min_value=1, max_value=40),
+    burst=st.integers(min_value=1, max_value=5),
+    tat=st.floats(min_value=0, max_value=2000),
+    waits=st.lists(st.floats(min_value=0, max_value=2), max_size=12),
+)
+def test_slots_taken_together_are_the_slots_taken_in_turn(
+    rate: int, burst: int, tat: float, waits: list[float]
+) -> None:
+    """One write for several callers hands out exactly what their writes one by one would."""
+    pace, now = Pace(rate, burst), 1000.0
+    expected: list[float | None] = []
+    one_by_one = tat
+    for wait in waits:
+        got = reserve(one_by_one, now, pace, wait)
+        if got is not None:
+            one_by_one = got[0]
+        expected.append(None if got is None else got[1])
+    assert reserve_each(tat, now, pace, waits) == (one_by_one, expected)
+
+
+def test_a_caller_short_of_time_leaves_its_slot_to_the_next() -> None:
+    tat, starts = reserve_each(0.0, 10.0, Pace(2, 1), [0, 0.2, 5, 5])
+    assert starts == [10.0, None, 10.5, 11.0]  # the second could not wait 0.5 s
+    assert tat == 11.5
 
 
 @pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (1, 0)])
