@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from handler.domain.decision import Decision
 from handler.domain.events import BizId, RoomId, Session
 from handler.domain.inbound import COMMAND_FIELD
+
+if TYPE_CHECKING:
+    from handler.domain.ledger import LedgerEntry
 
 
 class CommandKind(StrEnum):
@@ -42,6 +45,13 @@ class _Command(BaseModel):
     #: The tick's time (epoch seconds) the unit was planned for: the ledger time of its changes,
     #: so a retried or late delivery acts as of its tick, as the scheduler's own steps always did.
     at: float
+
+    @classmethod
+    def for_entry(cls, entry: LedgerEntry, at: float, **fields: Any) -> Self:
+        """The unit for the session of a ledger entry, planned at `at`."""
+        return cls(
+            biz_id=entry.biz_id, room_id=entry.room_id, session=entry.session, at=at, **fields
+        )
 
     @property
     def key(self) -> tuple[int, str, str]:

@@ -83,13 +83,8 @@ class FollowPlanner:
                     continue
                 state.found = True
                 budget -= 1
-                yield Follow(
-                    biz_id=entry.biz_id,
-                    room_id=entry.room_id,
-                    session=entry.session,
-                    at=now,
-                    task_id=entry.task_id,
-                    policy_version=policy.version,
+                yield Follow.for_entry(
+                    entry, now, task_id=entry.task_id, policy_version=policy.version
                 )
             state.after = after
             if after is None:  # the end of the index: another pass, unless this one was idle

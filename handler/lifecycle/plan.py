@@ -91,9 +91,7 @@ class Planner:
                 why = entry.end_detail()  # a window's end, or the policy's max_duration
                 if self.ledger.update(*entry.key, closing(*entry.key, now, why)):
                     fresh += 1
-                    yield EndWindow(
-                        biz_id=entry.biz_id, room_id=entry.room_id, session=entry.session, at=now
-                    )
+                    yield EndWindow.for_entry(entry, now)
             if fresh == 0 or len(page) < ENDING_PAGE:
                 return
 
@@ -115,13 +113,8 @@ class Planner:
                 if entry.task_id is None or entry.closed:
                     continue
                 planned += 1
-                yield Renew(
-                    biz_id=entry.biz_id,
-                    room_id=entry.room_id,
-                    session=entry.session,
-                    at=now,
-                    generation=entry.generation,
-                    task_id=entry.task_id,
+                yield Renew.for_entry(
+                    entry, now, generation=entry.generation, task_id=entry.task_id
                 )
             if len(page) < limit:
                 return
@@ -130,10 +123,4 @@ class Planner:
     def checks(self, now: float) -> Iterator[Check]:
         checked_before = now - self.settings.sweep_min_age_seconds
         for entry in self.ledger.due_for_check(checked_before, self.settings.checks_per_tick):
-            yield Check(
-                biz_id=entry.biz_id,
-                room_id=entry.room_id,
-                session=entry.session,
-                at=now,
-                checked_at=entry.checked_at,
-            )
+            yield Check.for_entry(entry, now, checked_at=entry.checked_at)
