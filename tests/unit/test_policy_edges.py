@@ -233,7 +233,7 @@ def test_a_missed_source_is_explained() -> None:
 def test_the_index_keeps_the_first_character_when_it_is_certain(
     regex: str, first: str | None
 ) -> None:
-    from handler.domain.policy.document import When
+    from handler.domain.policy.conditions import When
     from handler.domain.policy.matchers import first_chars
 
     allowed = first_chars(When.model_validate({"room_id_regex": regex}))

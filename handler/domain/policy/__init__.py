@@ -1,19 +1,19 @@
 """The recording policy: an ordered list of rules, first match wins, then a default.
 
 Documents are YAML or JSON (format `version: 1`). `document` holds the models users write,
-`times` the time-of-day / day / date conditions, `matchers` the compiled checks and the sampling
-hash, `engine` the `Policy` that decides, `quota` the ports for concurrency caps, `loader`
-parsing with precise errors, `explain` the dry run. Import from here: the layout may change.
+`conditions` what a rule's `when` matches, `times` the time-of-day / day / date conditions,
+`matchers` the compiled checks and the sampling hash, `engine` the `Policy` that decides, `quota`
+the ports for concurrency caps, `loader` parsing with precise errors, `explain` the dry run.
+Import from here: the layout may change.
 """
 
+from handler.domain.policy.conditions import AttributeCondition, When
 from handler.domain.policy.document import (
     DEFAULT_RULE,
     SAMPLE_BUCKETS,
     Action,
-    AttributeCondition,
     PolicyDocument,
     Rule,
-    When,
 )
 from handler.domain.policy.engine import Policy
 from handler.domain.policy.explain import Explanation, explain

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from handler.domain.events import RoomEvent, Scalar
-from handler.domain.policy.document import SAMPLE_BUCKETS, AttributeCondition, When
+from handler.domain.policy.conditions import AttributeCondition, When
+from handler.domain.policy.document import SAMPLE_BUCKETS
 
 Check = Callable[[RoomEvent, "Moment"], bool]
 
