@@ -159,10 +159,12 @@ class LedgerEntry(BaseModel):
             block_user_ids=self.block_user_ids,
         )
 
-    def task_session(self) -> str:
-        """The idempotency session of this entry's current task: generation 0 is the session
-        itself (so it shares the key with the room event), later ones are `session#gN`."""
-        return self.session if self.generation == 0 else f"{self.session}#g{self.generation}"
+    def task_session(self, generation: int | None = None) -> str:
+        """The idempotency session of this entry's task of `generation` (default: the current
+        one): generation 0 is the session itself (so it shares the key with the room event),
+        later ones are `session#gN`."""
+        n = self.generation if generation is None else generation
+        return self.session if n == 0 else f"{self.session}#g{n}"
 
     def noted(
         self, at: float, what: str, detail: str = "", task_id: str | None = None

@@ -187,7 +187,7 @@ class LifecycleSteps:
         return outcome
 
     def _ensure(self, entry: LedgerEntry, generation: int, now: float) -> Outcome:
-        session = entry.session if generation == 0 else f"{entry.session}#g{generation}"
+        session = entry.task_session(generation)
         command = StartCommand(
             biz_id=entry.biz_id,
             room_id=entry.room_id,
