@@ -31,7 +31,6 @@ from handler.lifecycle.settings import LifecycleSettings
 if TYPE_CHECKING:
     from handler.domain.policy import Policy
 
-Command = AnyCommand
 #: Ended windows read per ledger query; the planner pages on while a page brings new ones.
 ENDING_PAGE = 500
 
@@ -49,7 +48,7 @@ class Planner:
         self.settings = settings
         self.follows = FollowPlanner(ledger, policy)  # running sessions of apply_to_running
 
-    def plan(self, now: datetime, claim: bool) -> Iterator[Command]:
+    def plan(self, now: datetime, claim: bool) -> Iterator[AnyCommand]:
         """Lazily, so the caller can stop at its deadline between two units (a unit handed out
         is always one the caller takes: claims happen just before their unit is yielded)."""
         stamp = now.timestamp()

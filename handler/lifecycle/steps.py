@@ -40,8 +40,6 @@ from handler.service import RecordingService
 if TYPE_CHECKING:
     from handler.domain.policy import Policy
 
-Command = AnyCommand
-
 
 class StepResult(BaseModel):
     """What one command did; `result` is the counter the scheduler's tick report adds up."""
@@ -75,7 +73,7 @@ class LifecycleSteps:
     def recorder(self) -> Recorder:
         return self._recorder()
 
-    def run(self, command: Command) -> StepResult:
+    def run(self, command: AnyCommand) -> StepResult:
         """Carry out one command. A GME refusal escapes as `RetryLater`: the queue delivers the
         command again (and, once its tries are spent, the sweep still heals the session)."""
         try:

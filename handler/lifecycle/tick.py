@@ -22,11 +22,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
 
-from handler.domain.commands import Check, CommandKind
+from handler.domain.commands import AnyCommand, Check, CommandKind
 from handler.domain.gme import GmeError
 from handler.domain.ledger import Ledger
 from handler.domain.retry import RetryLater
-from handler.lifecycle.plan import Command, Planner
+from handler.lifecycle.plan import Planner
 from handler.lifecycle.settings import LifecycleSettings
 from handler.lifecycle.steps import LifecycleSteps
 from handler.lifecycle.sweep import NOT_SWEPT, throttled
@@ -117,7 +117,7 @@ class Lifecycle:
             logger.warning("lifecycle commands not enqueued", extra={"failed": failed})
         return not failed
 
-    def _run(self, command: Command, counts: Counter[str]) -> bool:
+    def _run(self, command: AnyCommand, counts: Counter[str]) -> bool:
         """Run one unit in-process. Returns False when GME throttled a check (the rest of the
         sweep then waits for the next tick)."""
         try:
