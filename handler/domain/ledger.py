@@ -11,7 +11,7 @@ see each other's write.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
@@ -307,12 +307,6 @@ class Ledger(Protocol):
     def purge_expired(self, now: float) -> int:
         """Delete entries past their TTL (DynamoDB does this itself and returns 0)."""
         ...
-
-
-def latest_open(entries: Iterable[LedgerEntry]) -> LedgerEntry | None:
-    """The room's most recent session that is not closed: what a session-less close means."""
-    candidates = [e for e in entries if is_open(e)]
-    return max(candidates, key=lambda e: e.created_at, default=None)
 
 
 def new_entry(

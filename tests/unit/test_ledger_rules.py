@@ -10,7 +10,7 @@ from handler.domain.ledger import (
     LedgerEntry,
     LedgerState,
     clip,
-    latest_open,
+    is_open,
     newest_within,
 )
 from handler.domain.ledger_rules import (
@@ -87,16 +87,16 @@ def test_callbacks_dedupe_and_never_move_state() -> None:
     assert entry.files == ("a.mp3",)
 
 
-def test_latest_open_skips_closed_and_skipped() -> None:
+def test_open_sessions_are_neither_closed_nor_skipped() -> None:
     a = fresh(at=1.0)
     b = starting(1, "room", "t", RECORD, 5.0)(None)
     c = starting(1, "room", "u", SKIP, 9.0)(None)
     assert b is not None
     assert c is not None
-    assert latest_open([a, b, c]) == b
+    assert [e for e in (a, b, c) if is_open(e)] == [a, b]
     closed_b = closing(1, "room", "t", 6.0, "x")(b)
     assert closed_b is not None
-    assert latest_open([a, closed_b, c]) == a
+    assert [e for e in (a, closed_b, c) if is_open(e)] == [a]
 
 
 def test_callback_parts_stay_within_their_byte_budgets_keeping_the_newest() -> None:
