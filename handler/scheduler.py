@@ -1,7 +1,8 @@
-"""Lambda entry for the EventBridge schedule (every 5 minutes).
+"""Lambda entry for the EventBridge schedule (every minute: serverless.yml `params.schedule`).
 
-Each tick plans what is due: schedule windows to start and end, tasks nearing GME's 24-hour cap
-to renew, ledger entries to check against GME (see `handler.lifecycle`). Deployed, each unit
+Each tick plans what is due: schedule windows to start and end, sessions past their
+`max_duration`, tasks nearing GME's 24-hour cap to renew, ledger entries to check against GME,
+running sessions to bring to a changed policy (see `handler.lifecycle`). Deployed, each unit
 goes to the record queue and the workers run it; locally (no RECORD_QUEUE_URL) it runs here.
 Then it sends again the recording events a receiver missed (`handler.notify`).
 The tick's time is the event's `time` (EventBridge's scheduled time), so a retried invocation
