@@ -29,6 +29,19 @@ from handler.domain.ledger import (
 from handler.domain.outcome import Outcome, OutcomeStatus
 
 
+def _decision_fields(decision: Decision) -> dict[str, object]:
+    """The entry fields a decision sets: its rule and policy version, and its plan (mode and
+    user lists) when it records."""
+    fields: dict[str, object] = {"rule": decision.rule, "policy_version": decision.policy_version}
+    if decision.plan is not None:
+        fields.update(
+            record_mode=decision.plan.record_mode,
+            allow_user_ids=decision.plan.allow_user_ids,
+            block_user_ids=decision.plan.block_user_ids,
+        )
+    return fields
+
+
 def starting(
     biz_id: int,
     room_id: str,
@@ -43,21 +56,9 @@ def starting(
     `ends_at` is a window's end; the decision's `max_duration_seconds`, counted from when the
     session was first decided (a retry never extends it), ends it earlier if it comes first.
     `decided_on` keeps the event, so a changed policy can decide the session again."""
-    plan = decision.plan
-    fields: dict[str, object] = {
-        "rule": decision.rule,
-        "policy_version": decision.policy_version,
-        "ends_at": ends_at,
-        "end_reason": None,
-    }
+    fields = {**_decision_fields(decision), "ends_at": ends_at, "end_reason": None}
     if decided_on is not None:
         fields["decided_on"] = decided_on
-    if plan is not None:
-        fields.update(
-            record_mode=plan.record_mode,
-            allow_user_ids=plan.allow_user_ids,
-            block_user_ids=plan.block_user_ids,
-        )
     what = "decision: record" if decision.record else "decision: skip"
     note = f"{decision.rule}: {decision.reason}" + (f" ({detail})" if detail else "")
     # A skip is final at once: an entry left `starting` would make the sweep record the room.
@@ -236,16 +237,7 @@ def following(
             return None
         if entry.state is not LedgerState.RECORDING:
             return None
-        fields: dict[str, object] = {
-            "rule": decision.rule,
-            "policy_version": decision.policy_version,
-        }
-        if decision.plan is not None:
-            fields.update(
-                record_mode=decision.plan.record_mode,
-                allow_user_ids=decision.plan.allow_user_ids,
-                block_user_ids=decision.plan.block_user_ids,
-            )
+        fields = _decision_fields(decision)
         if not modified:
             return entry.model_copy(update=fields)  # not a change of the recording
         return entry.changed(at, **fields).noted(at, "modify", detail, task_id)
