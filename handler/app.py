@@ -245,7 +245,8 @@ def lifecycle_settings() -> LifecycleSettings:
     return LifecycleSettings.from_env()
 
 
-def _ledger_url() -> str:
+def ledger_url() -> str:
+    """LEDGER_STORE, or the ledger beside the idempotency store when it is not set."""
     from handler.adapters.ledgers import LedgerUrlError, default_ledger_url
 
     try:
@@ -260,7 +261,7 @@ def ledger() -> Ledger:
     from handler.watched_ledger import WatchedLedger, count
 
     try:
-        built = build_ledger(_ledger_url(), lifecycle_settings().ledger_ttl_seconds)
+        built = build_ledger(ledger_url(), lifecycle_settings().ledger_ttl_seconds)
     except LedgerUrlError as exc:
         raise ConfigError(str(exc)) from None
     # Every change also reports what it did to the recording: metrics, then events out.
@@ -290,7 +291,7 @@ def notifier() -> Notifier:
 def outbox() -> Outbox:
     """Undelivered events, in the ledger's store: a table in its SQLite file, or items under
     their own key in its DynamoDB table."""
-    url = _ledger_url()
+    url = ledger_url()
     if url.startswith("sqlite:///"):
         from handler.adapters.outbox_sqlite import SQLiteOutbox
 

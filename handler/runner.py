@@ -201,11 +201,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _stores() -> dict[str, str]:
-    from handler.adapters.ledgers import default_ledger_url
-
-    store = app.settings().idempotency_store
-    ledger = app.lifecycle_settings().ledger_store or default_ledger_url(store)
-    return {"IDEMPOTENCY_STORE": store, "LEDGER_STORE": ledger}
+    return {"IDEMPOTENCY_STORE": app.settings().idempotency_store, "LEDGER_STORE": app.ledger_url()}
 
 
 def _filled_keys() -> list[str]:
