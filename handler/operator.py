@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from handler.config import ConfigError
-from handler.domain.ledger import LedgerEntry, LedgerState
+from handler.domain.ledger import OPEN_STATES, LedgerEntry, LedgerState
 
 
 def _when(stamp: float | None) -> str:
@@ -53,10 +53,6 @@ def cmd_recordings(args: argparse.Namespace) -> int:
         )
     print(f"{len(entries)} recording(s)")
     return 0
-
-
-#: Sessions whose task may still run, so GME can describe its streams.
-LIVE_STATES = frozenset({LedgerState.STARTING, LedgerState.RECORDING, LedgerState.STOPPING})
 
 
 def _live(gme: Any, e: LedgerEntry) -> dict[str, Any]:
@@ -103,7 +99,8 @@ def cmd_room(args: argparse.Namespace) -> int:
     if not entries:
         print(f"error: no ledger entries for room {args.biz_id}/{args.room_id}", file=sys.stderr)
         return 1
-    asked = [e for e in entries if e.task_id and e.state in LIVE_STATES] if args.live else []
+    # Open sessions with a task: the ones whose task may still run for GME to describe.
+    asked = [e for e in entries if e.task_id and e.state in OPEN_STATES] if args.live else []
     gme = app.gme() if asked else None  # before any output: missing credentials change nothing
     live = {e.session: _live(gme, e) for e in asked}
     failed = any("error" in v for v in live.values())
