@@ -9,12 +9,22 @@ from __future__ import annotations
 import pytest
 
 from handler.domain.decision import Decision, RecordMode, RecordPlan
-from handler.domain.ledger import CallbackNote, LedgerEntry, LedgerState
+from handler.domain.ledger import (
+    FILES_BYTES,
+    MAX_DURATION_END,
+    MAX_TEXT_BYTES,
+    CallbackNote,
+    LedgerEntry,
+    LedgerState,
+    json_string_bytes,
+)
 from handler.domain.ledger_rules import (
     after_outcome,
     callback,
     checked,
     closing,
+    follow_refused,
+    following,
     new_task,
     start_retry_later,
     starting,
@@ -303,3 +313,119 @@ def test_callbacks_add_files_once_and_name_their_type() -> None:
     unknown = CallbackNote(task_id="7", event_type=9)
     assert applied(entry, callback(unknown, 7.0)).history[-1].what == "callback: type 9"
     assert callback(note, 5.0)(None) is None
+
+
+# -------------------------------------------------------------- max_duration
+
+LIMITED = RECORD.model_copy(update={"max_duration_seconds": 100})
+
+
+def test_max_duration_sets_the_end_from_the_first_decision_and_a_retry_never_extends_it() -> None:
+    entry = applied(None, starting(*KEY, LIMITED, 10.0))
+    assert (entry.ends_at, entry.end_reason) == (110.0, MAX_DURATION_END)
+    assert not entry.in_window
+    assert entry.end_detail() == "max_duration: 1m40s since the session began (rule 'r')"
+    failed_entry = applied(entry, start_retry_later("InternalError", "x", 20.0))
+    again = applied(failed_entry, starting(*KEY, LIMITED, 50.0))
+    assert again.ends_at == 110.0  # counted from the first decision, not the retry
+
+
+def test_a_window_that_ends_first_keeps_its_end_and_reason() -> None:
+    early = applied(None, starting(*KEY, LIMITED, 10.0, ends_at=60.0))
+    assert (early.ends_at, early.end_reason, early.in_window) == (60.0, None, True)
+    assert early.end_detail() == "scheduled window ended"
+    late = applied(None, starting(*KEY, LIMITED, 10.0, ends_at=500.0))
+    assert (late.ends_at, late.end_reason) == (110.0, MAX_DURATION_END)
+    same = applied(None, starting(*KEY, LIMITED, 10.0, ends_at=110.0))
+    assert same.end_reason is None  # a tie: the window's own end
+
+
+def test_a_skip_or_no_limit_sets_no_deadline() -> None:
+    limited_skip = SKIP.model_copy(update={"max_duration_seconds": 5})
+    skipped = applied(None, starting(*KEY, limited_skip, 1.0))
+    assert (skipped.ends_at, skipped.end_reason) == (None, None)
+    unlimited = applied(None, starting(*KEY, RECORD, 1.0))
+    assert (unlimited.ends_at, unlimited.end_reason) == (None, None)
+
+
+# -------------------------------------------------------- following a policy
+
+NEW_PLAN = RecordPlan(record_mode=RecordMode.BOTH, block_user_ids=("u9",))
+NEWER = Decision(record=True, rule="r2", reason="y", policy_version="v2", plan=NEW_PLAN)
+
+
+def test_a_running_task_takes_the_new_decision_and_a_modify_is_noted() -> None:
+    entry = recording("7")
+    moved = applied(entry, following(NEWER, "7", 9.0, "ModifyRecordInfo", modified=True))
+    assert (moved.rule, moved.policy_version, moved.record_mode) == ("r2", "v2", RecordMode.BOTH)
+    assert (moved.allow_user_ids, moved.block_user_ids) == ((), ("u9",))
+    assert (moved.history[-1].what, moved.history[-1].task_id, moved.updated_at) == (
+        "modify",
+        "7",
+        9.0,
+    )
+
+
+def test_a_plan_already_right_moves_only_the_version_quietly() -> None:
+    entry = recording("7")
+    quiet = applied(entry, following(NEWER, "7", 9.0))
+    assert quiet.policy_version == "v2"
+    assert (quiet.history, quiet.updated_at) == (entry.history, entry.updated_at)
+
+
+@pytest.mark.parametrize("case", ["missing", "closed", "other-task", "starting"])
+def test_following_leaves_anything_but_that_task_still_recording_alone(case: str) -> None:
+    entry: LedgerEntry | None = {
+        "missing": None,
+        "closed": applied(recording("7"), closing(*KEY, 3.0, "c")),
+        "other-task": recording("8"),
+        "starting": fresh(),
+    }[case]
+    assert following(NEWER, "7", 9.0, modified=True)(entry) is None
+    assert follow_refused("v2", "7", 9.0, "refused")(entry) is None
+
+
+def test_a_refused_follow_counts_as_following_and_says_why() -> None:
+    entry = applied(recording("7"), follow_refused("v2", "7", 9.0, "GME refused: x"))
+    assert (entry.policy_version, entry.rule, entry.record_mode) == ("v2", "r", RecordMode.SINGLE)
+    assert (entry.history[-1].what, entry.history[-1].detail) == ("error", "GME refused: x")
+
+
+# ------------------------------------------------------------- byte budget
+
+
+def test_callback_files_and_keys_keep_their_newest_within_budget_and_count_the_rest() -> None:
+    entry = recording("7")
+    name = "文" * 1000  # 3,000 UTF-8 bytes a name
+    for seq in range(8):
+        note = CallbackNote(task_id="7", event_type=3, seq=seq, files=(f"{seq}{name}",))
+        entry = applied(entry, callback(note, 10.0 + seq))
+    assert sum(json_string_bytes(f) for f in entry.files) <= FILES_BYTES
+    assert entry.files[-1].startswith("7")  # the newest kept
+    assert entry.files_dropped == 8 - len(entry.files) > 0
+    assert entry.callback_keys[-1] == "7:3:7"
+    assert entry.callback_keys_dropped == 0
+
+
+def test_long_errors_are_clipped() -> None:
+    entry = applied(fresh(), start_retry_later("InternalError", "x" * 2000, 2.0))
+    assert entry.last_error is not None
+    assert len(entry.last_error.encode()) <= MAX_TEXT_BYTES
+    assert entry.last_error.startswith("InternalError: xxx")
+
+
+def test_the_event_a_session_was_decided_on_is_kept_and_not_erased_by_a_retry() -> None:
+    from handler.domain.ledger import DecidedOn
+
+    on = DecidedOn.model_validate(
+        {
+            "occurred_at": 1_796_083_200.0,
+            "source": "webhook",
+            "format": "room-event-v1",
+            "attributes": {"mode": "ranked"},
+        }
+    )
+    entry = applied(None, starting(*KEY, RECORD, 1.0, decided_on=on))
+    assert entry.decided_on == on
+    failed_entry = applied(entry, start_retry_later("InternalError", "x", 2.0))
+    assert applied(failed_entry, starting(*KEY, RECORD, 3.0)).decided_on == on
