@@ -93,24 +93,12 @@ class Recorder:
 
     def stop_task(self, biz_id: int, task_id: str) -> bool:
         """Stop one known task. Returns False when GME no longer had it (already stopped)."""
-        try:
-            self._gme.stop_record(biz_id, task_id)
-        except GmeError as exc:
-            if exc.code != TASK_NOT_FOUND:
-                raise
-            return False
-        return True
+        return _task_found(lambda: self._gme.stop_record(biz_id, task_id))
 
     def modify_task(self, biz_id: int, task_id: str, plan: RecordPlan) -> bool:
         """Bring a running task to `plan` (ModifyRecordInfo). Returns False when GME no longer
         had it. Safe to repeat: the same plan twice is the same task state."""
-        try:
-            self._gme.modify_record(biz_id, task_id, plan)
-        except GmeError as exc:
-            if exc.code != TASK_NOT_FOUND:
-                raise
-            return False
-        return True
+        return _task_found(lambda: self._gme.modify_record(biz_id, task_id, plan))
 
     def running_task(self, biz_id: int, room_id: str) -> RunningTask | None:
         """What GME runs in the room now (DescribeTaskInfo); for the close path and the sweep."""
@@ -189,3 +177,15 @@ def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     if isinstance(response, Outcome):
         return response.model_copy(update={"duplicate": True})
     return response
+
+
+def _task_found(call: Callable[[], object]) -> bool:
+    """Run a call on a known task: False when GME answers TaskNotFound (the task is gone),
+    which for a stop or a modify is an answer, not an error."""
+    try:
+        call()
+    except GmeError as exc:
+        if exc.code != TASK_NOT_FOUND:
+            raise
+        return False
+    return True
