@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handler.domain.events import InboundFormat
-from handler.domain.inbound import IgnoredEvent, InvalidEvent, JsonInt
+from handler.domain.inbound_common import IgnoredEvent, InvalidEvent, JsonInt
 from handler.domain.ledger import CallbackNote
 
 EVENT_NAMES = {1: "recording started", 2: "recording finished", 3: "file uploaded"}

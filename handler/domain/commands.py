@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from handler.domain.decision import Decision
 from handler.domain.events import BizId, RoomId, Session
-from handler.domain.inbound import COMMAND_FIELD
+from handler.domain.inbound_common import COMMAND_FIELD
 
 if TYPE_CHECKING:
     from handler.domain.ledger import LedgerEntry

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -36,57 +35,17 @@ from handler.domain.events import (
     RoomId,
     Session,
 )
+from handler.domain.inbound_common import COMMAND_FIELD as COMMAND_FIELD
+from handler.domain.inbound_common import IgnoredEvent as IgnoredEvent
+from handler.domain.inbound_common import InvalidEvent as InvalidEvent
+from handler.domain.inbound_common import JsonInt as JsonInt
+from handler.domain.inbound_common import json_int as json_int
 
-#: The field that marks a queue message as a lifecycle command (`handler.domain.commands`).
-COMMAND_FIELD = "lifecycle_command"
 MAX_ATTRIBUTES = 64
 MAX_ENVELOPE_DEPTH = 3
 #: What the published schema promises for `time` (RFC 3339 with a zone); the parser accepts any
 #: ISO 8601 date-time that carries a zone.
 RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
-
-
-#: Below this a float holds every integer exactly.
-EXACT_FLOAT_INTS = 2**53
-
-
-def json_int(value: Any) -> Any:
-    """A JSON number that is an integer by value is one: `2.0` is `2`, as JSON Schema's
-    `integer` (and so the published contract) says. Only below 2^53, where a float holds every
-    integer exactly; above, a fraction or exponent may already have rounded the number, so it is
-    left as a float for the model to refuse."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_FLOAT_INTS:
-        return int(value)
-    return value
-
-
-#: An integer field of a wire model: `Annotated[int, JsonInt]`.
-JsonInt = BeforeValidator(json_int)
-
-
-class InvalidEvent(ValueError):
-    """Raised for any payload we refuse; `code` is machine-readable, `field` names the culprit."""
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-
-    def as_dict(self) -> dict[str, str]:
-        out = {"code": self.code, "message": self.message}
-        if self.field:
-            out["field"] = self.field
-        return out
-
-
-class IgnoredEvent(BaseModel):
-    """A well-formed payload that needs no action (for example a TRTC user-entered event)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    format: InboundFormat
-    reason: str
 
 
 AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -328,7 +287,7 @@ def parse_message(
     elif "kind" in doc and "event_id" in doc and "format" in doc:
         event = parse_normalised(doc)
     elif "TaskID" in doc and "EventType" in doc:
-        from handler.domain.callbacks import parse_gme_callback  # imports this module
+        from handler.domain.callbacks import parse_gme_callback  # only GME callbacks need it
 
         event = parse_gme_callback(doc)
     else:

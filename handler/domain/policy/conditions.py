@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import (
@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from handler.domain.events import EventSource, RoomEvent, Scalar
+from handler.domain.events import EventSource, Scalar
 from handler.domain.policy.times import (
     DateRange,
     TimeCondition,
@@ -78,12 +78,6 @@ class AttributeCondition(BaseModel):
             if empty:
                 raise ValueError(f"no number is above {low} and below {high}: impossible range")
         return self
-
-    def why_not(self, name: str, attributes: dict[str, Scalar]) -> str | None:
-        """Why the attribute fails this condition, in words; None when it holds."""
-        from handler.domain.policy.matchers import attribute_why_not
-
-        return attribute_why_not(name, self, attributes)
 
 
 def _check_each(name: str, value: Sequence[Any] | None, parse: Callable[[Any], object]) -> None:
@@ -202,13 +196,6 @@ class When(BaseModel):
             if self._time.never_matches():
                 raise ValueError("days and dates never coincide: the rule could never match")
         return self
-
-    def why_not(self, event: RoomEvent, at: datetime | None = None) -> str | None:
-        """The first condition the event fails, in words (time conditions checked at `at`,
-        default the event's time); None when it matches. The engine uses compiled checks."""
-        from handler.domain.policy.matchers import Moment, why_not
-
-        return why_not(self, event, Moment(at if at is not None else event.occurred_at))
 
     @property
     def room_globs(self) -> re.Pattern[str] | None:
