@@ -78,17 +78,17 @@ class LifecycleSteps:
         command again (and, once its tries are spent, the sweep still heals the session)."""
         try:
             if isinstance(command, StartWindow):
-                result, task = self.start_window(command)
+                result, task_id = self.start_window(command)
             elif isinstance(command, EndWindow):
-                result, task = self.end_window(command)
+                result, task_id = self.end_window(command)
             elif isinstance(command, Renew):
-                result, task = self.renew(command)
+                result, task_id = self.renew(command)
             elif isinstance(command, Follow):
-                result, task = self.follow(command)
+                result, task_id = self.follow(command)
             else:
                 from handler.lifecycle.sweep import check
 
-                result, task = check(self, command)
+                result, task_id = check(self, command)
         except GmeError as exc:
             raise RetryLater(exc.code, f"{exc.action}: {exc.message}") from None
         return StepResult(
@@ -97,7 +97,7 @@ class LifecycleSteps:
             room_id=command.room_id,
             session=command.session,
             result=result,
-            task_id=task,
+            task_id=task_id,
         )
 
     # ---------------------------------------------------------------- windows
