@@ -222,8 +222,10 @@ def time_to_record(seconds: float) -> None:
 
 
 def gme_error(code: str) -> None:
+    from handler.domain.gme import is_throttled
+
     count_by(GME_ERROR, "code", code)
-    if code.startswith("RequestLimitExceeded"):
+    if is_throttled(code):
         count(THROTTLED)
 
 

@@ -35,13 +35,19 @@ EMPTY_RESPONSE = "EmptyResponse"
 NO_TIME_LEFT = "NoTimeLeft"
 
 
+def is_throttled(code: str) -> bool:
+    """GME's rate limit refused the call (`RequestLimitExceeded` and its sub-codes): nothing
+    is wrong with the request, only its moment."""
+    return code.startswith("RequestLimitExceeded")
+
+
 def is_retryable(code: str, *, room_is_new: bool = True) -> bool:
     """Whether a later retry of the same call may succeed.
 
     Unknown codes count as retryable: the queue bounds the retries and the DLQ keeps the event,
     which is better than dropping a room on a code we have not seen.
     """
-    if code.startswith("RequestLimitExceeded") or code in _RETRYABLE_AUTH:
+    if is_throttled(code) or code in _RETRYABLE_AUTH:
         return True
     if code == ROOM_NOT_FOUND:
         # A room-created event can outrun the first member into the room; later it means "gone".

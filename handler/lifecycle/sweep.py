@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from handler.domain.commands import Check
-from handler.domain.gme import NO_TIME_LEFT, ROOM_NOT_FOUND, GmeError
+from handler.domain.gme import NO_TIME_LEFT, ROOM_NOT_FOUND, GmeError, is_throttled
 from handler.domain.ledger import LedgerEntry, LedgerState, sweepable
 from handler.domain.ledger_rules import checked, closing, new_task, task_lost
 from handler.domain.outcome import Outcome, OutcomeStatus
@@ -44,9 +44,7 @@ NOT_SWEPT = frozenset({"sweep_stale", "sweep_retry_wait"})
 def throttled(exc: Exception) -> bool:
     """GME (or the pace) had no room for the call: nothing is wrong with the session."""
     code = getattr(exc, "code", "")
-    return isinstance(code, str) and (
-        code.startswith("RequestLimitExceeded") or code == NO_TIME_LEFT
-    )
+    return isinstance(code, str) and (is_throttled(code) or code == NO_TIME_LEFT)
 
 
 def check(steps: LifecycleSteps, cmd: Check) -> tuple[str, str | None]:
