@@ -96,25 +96,13 @@ class SQLiteLedger:
     # ----------------------------------------------------------------- port
 
     def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT doc FROM ledger WHERE biz_id = ? AND room_id = ? AND session = ?",
-                (biz_id, room_id, session),
-            )
-            .fetchone()
-        )
-        return LedgerEntry.model_validate_json(row[0]) if row else None
+        return _read(self._conn(), biz_id, room_id, session)
 
     def update(self, biz_id: int, room_id: str, session: str, change: Change) -> LedgerEntry | None:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute(
-                "SELECT doc FROM ledger WHERE biz_id = ? AND room_id = ? AND session = ?",
-                (biz_id, room_id, session),
-            ).fetchone()
-            current = LedgerEntry.model_validate_json(row[0]) if row else None
+            current = _read(conn, biz_id, room_id, session)
             updated = change(current)
             if updated is not None:
                 self._write(conn, updated)
@@ -242,3 +230,11 @@ class SQLiteLedger:
             "DELETE FROM ledger WHERE expires_at IS NOT NULL AND expires_at < ?", (now,)
         )
         return cursor.rowcount
+
+
+def _read(conn: sqlite3.Connection, biz_id: int, room_id: str, session: str) -> LedgerEntry | None:
+    row = conn.execute(
+        "SELECT doc FROM ledger WHERE biz_id = ? AND room_id = ? AND session = ?",
+        (biz_id, room_id, session),
+    ).fetchone()
+    return LedgerEntry.model_validate_json(row[0]) if row else None
