@@ -29,6 +29,7 @@ from handler.adapters.ledger_table import (
     item_key,
     newest_with_prefix,
     num,
+    open_table,
     pk,
     query_items,
 )
@@ -55,11 +56,7 @@ class LedgerConflict(RuntimeError):
 
 class DynamoDBLedger:
     def __init__(self, table_name: str, ttl_seconds: int = 30 * 86400, client: Any = None) -> None:
-        if client is None:
-            import boto3  # lazily: the SQLite path never pays for boto3
-
-            client = boto3.resource("dynamodb")
-        self._table = client.Table(table_name)
+        self._table = open_table(table_name, client)
         self.ttl_seconds = ttl_seconds
         self._seen: OrderedDict[tuple[str, str], tuple[LedgerEntry | None, int]] = OrderedDict()
         self._lock = threading.Lock()

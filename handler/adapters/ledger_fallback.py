@@ -22,7 +22,14 @@ from __future__ import annotations
 from typing import Any
 
 from handler.adapters.ledger_dynamodb import DynamoDBLedger
-from handler.adapters.ledger_table import item_key, newest_with_prefix, num, pk, query_items
+from handler.adapters.ledger_table import (
+    item_key,
+    newest_with_prefix,
+    num,
+    open_table,
+    pk,
+    query_items,
+)
 from handler.adapters.ledger_wrapper import LedgerWrapper
 from handler.domain.ledger import (
     OPEN_STATES,
@@ -40,11 +47,7 @@ class LegacyTable:
     """The previous table, read-only but for deleting what moved (its own indexes: ALL)."""
 
     def __init__(self, table_name: str, client: Any = None) -> None:
-        if client is None:
-            import boto3
-
-            client = boto3.resource("dynamodb")
-        self._table = client.Table(table_name)
+        self._table = open_table(table_name, client)
 
     def get(self, biz_id: int, room_id: str, session: str) -> LedgerEntry | None:
         key = item_key(biz_id, room_id, session)

@@ -33,6 +33,16 @@ INDEXES: dict[str, tuple[str, str | None, str, tuple[str, ...]]] = {
 _STRING_KEYS = {"pk", "sk", "state", "due", "open_rule", "open_room", "task_id"}
 
 
+def open_table(table_name: str, client: Any = None) -> Any:
+    """The boto3 Table on `client` (a DynamoDB resource), or on a default one; boto3 is
+    imported only here, so the SQLite path never pays for it."""
+    if client is None:
+        import boto3
+
+        client = boto3.resource("dynamodb")
+    return client.Table(table_name)
+
+
 def pk(biz_id: int, room_id: str) -> str:
     return f"{biz_id}#{room_id}"
 
