@@ -147,6 +147,19 @@ def _may_start_with(allowed: frozenset[str] | None, first: str) -> bool:
     return allowed is None or first in allowed
 
 
+def _declined(base: Decision, bucket: int | None, reason: str) -> Decision:
+    """The rule matched, but this session is not recorded (sampled out, or the rule at its
+    cap): a skip under the rule's name, with no plan and no time limit."""
+    return _copy(
+        base,
+        record=False,
+        plan=None,
+        max_duration_seconds=None,
+        sample_bucket=bucket,
+        reason=reason,
+    )
+
+
 def _act(rule: _Compiled, event: RoomEvent, active: ActiveRecordings | None) -> Decision:
     """Apply a rule's action: sampling first (deterministic), then the concurrency cap."""
     base = rule.base
@@ -158,13 +171,10 @@ def _act(rule: _Compiled, event: RoomEvent, active: ActiveRecordings | None) -> 
         bucket = sample_bucket(rule.name, event.biz_id, event.room_id, event.session)
         percent = f"{rule.threshold * 100 / SAMPLE_BUCKETS:g}%"
         if bucket >= rule.threshold:
-            return _copy(
+            return _declined(
                 base,
-                record=False,
-                plan=None,
-                max_duration_seconds=None,
-                sample_bucket=bucket,
-                reason=f"sampling: bucket {bucket} is not below {rule.threshold} "
+                bucket,
+                f"sampling: bucket {bucket} is not below {rule.threshold} "
                 f"(rule {rule.name!r} records {percent} of sessions)",
             )
         reason = f"{reason}; sampled in (bucket {bucket} < {rule.threshold}, {percent})"
@@ -178,14 +188,10 @@ def _act(rule: _Compiled, event: RoomEvent, active: ActiveRecordings | None) -> 
         else:
             running = active.count(rule.name)
             if running >= rule.cap:
-                return _copy(
+                return _declined(
                     base,
-                    record=False,
-                    plan=None,
-                    max_duration_seconds=None,
-                    sample_bucket=bucket,
-                    reason=f"quota: rule {rule.name} has {running}/{rule.cap} "
-                    "concurrent recordings",
+                    bucket,
+                    f"quota: rule {rule.name} has {running}/{rule.cap} concurrent recordings",
                 )
     if bucket is None and not notes:
         return base
