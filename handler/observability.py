@@ -67,7 +67,7 @@ PACING_WAIT = "GmePacingWait"  # milliseconds a GME call waited for its fleet-wi
 # starts only (not duplicates, adoptions or scheduled windows). The p99 alarm watches it.
 TIME_TO_RECORD = "TimeToRecord"
 # One datapoint per fact the ledger recorded (started, adopted, skipped, failed, stopped,
-# renewed, swept), dimensions `rule` and `outcome`: rules are bounded by the policy.
+# renewed, modified, swept), dimensions `rule` and `outcome`: rules are bounded by the policy.
 RECORDING_OUTCOME = "RecordingOutcome"
 COLD_START = "ColdStart"  # Powertools' own, inside Lambda (dimension function_name)
 # Recording events out (docs/notifications.md), dimension `sink` (webhook, eventbridge):
