@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
-import hmac
 import json
 import os
 import sys
@@ -26,6 +24,7 @@ from typing import Any
 from handler.config import ConfigError
 from handler.domain.signatures import (
     TrtcCallbackKey,
+    sign_gme_callback,
     sign_standard_webhook,
     sign_trtc,
     standard_webhook_key,
@@ -46,8 +45,7 @@ def signed_request(body: bytes, app_id: str | None = None) -> tuple[str, bytes, 
     if isinstance(doc, dict) and "EventType" in doc and "TaskID" in doc:  # a GME callback
         body = json.dumps({**doc, "Timestamp": int(time.time())}).encode()  # fresh, as GME's
         key = (os.environ.get("GME_CALLBACK_KEY") or LOCAL_CALLBACK_KEY).split(",")[0].strip()
-        mac = hmac.new(key.encode(), body, hashlib.sha1).digest()
-        headers["signature"] = base64.b64encode(mac).decode()
+        headers["signature"] = sign_gme_callback(key, body)
         return "/v1/gme/recording-callbacks", body, headers
     if isinstance(doc, dict) and "EventGroupId" in doc:
         body = json.dumps({**doc, "CallbackTs": int(time.time() * 1000)}).encode()

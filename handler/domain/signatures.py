@@ -145,6 +145,11 @@ def verify_trtc(
         raise SignatureRejected(BAD_SIGNATURE, "Sign does not match any key for this SdkAppId")
 
 
+def sign_gme_callback(key: str, body: bytes) -> str:
+    """What GME's `Signature` header carries, in the base64 form (the verifier takes hex too)."""
+    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha1).digest()).decode()
+
+
 def verify_gme_callback(keys: Iterable[str], signature: str, body: bytes) -> None:
     """GME recording callback: HMAC-SHA1(app key, raw body); base64 or hex (undocumented)."""
     keys = list(keys)
