@@ -76,9 +76,14 @@ def _untouchable(tree: ast.Module) -> set[int]:
 
 
 def _never_mutated(node: ast.AST) -> bool:
-    """Imports, `if TYPE_CHECKING:` blocks and log lines."""
+    """Imports, `if TYPE_CHECKING:` blocks, log lines and pydantic's `model_config` (like a
+    decorator, a declaration: `frozen=True` changes nothing the code does)."""
     if isinstance(node, ast.Import | ast.ImportFrom):
         return True
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id == "model_config":
+            return True
     if isinstance(node, ast.If) and isinstance(node.test, ast.Name):
         return node.test.id == "TYPE_CHECKING"
     return isinstance(node, ast.Expr) and _is_log_call(node.value)

@@ -200,3 +200,29 @@ def test_check_policy_names_the_rules_that_follow() -> None:
     assert followed(on) == (
         "apply_to_running: ranked (their running sessions follow a change at the next tick)"
     )
+
+
+def test_a_session_whose_attributes_were_too_large_to_keep_keeps_its_plan() -> None:
+    old = policy("mixed")
+    entry = recording(old)
+    assert entry.decided_on is not None
+    kept_nothing = entry.model_copy(
+        update={"decided_on": entry.decided_on.model_copy(update={"attributes": None})}
+    )
+    assert follows(kept_nothing, policy("single")) == (
+        "its event's attributes were too large to keep"
+    )
+    assert follows(entry, policy("single")) is None
+
+
+@pytest.mark.parametrize(
+    ("record", "plan"),
+    [(False, None), (False, RecordPlan()), (True, None)],
+    ids=["skip", "skip-with-a-plan", "record-without-a-plan"],
+)
+def test_anything_but_a_decision_to_record_with_a_plan_stops(
+    record: bool, plan: RecordPlan | None
+) -> None:
+    """As the recorder reads a decision: without a plan there is nothing to record."""
+    decision = Decision(record=record, rule="ranked", reason="x", policy_version="v9", plan=plan)
+    assert adjust(recording(policy("mixed")), decision).kind is FollowKind.STOP

@@ -184,3 +184,22 @@ def test_slots_are_keyed_by_action_credential_and_region_never_by_biz_id(stack: 
         f"gme-autorecord.rate#StartRecord#{scope}",
     ]
     assert not any(DEFAULT_SECRET_ID in key for key in keys)
+
+
+def test_a_pace_without_a_burst_spaces_every_slot() -> None:
+    pace = Pace(10)
+    assert pace.burst == 1
+    first = reserve(0.0, 100.0, pace, max_wait=1.0)
+    assert first is not None
+    second = reserve(first[0], 100.0, pace, max_wait=1.0)
+    assert second is not None
+    assert (first[1], second[1]) == (100.0, 100.1)
+
+
+def test_the_credential_tag_is_the_documented_hash_prefix() -> None:
+    """docs/lifecycle.md: the first 16 hex digits of the SecretId's SHA-256."""
+    import hashlib
+
+    tag = credential_tag("AKIDexample1234567890")
+    assert tag == hashlib.sha256(b"AKIDexample1234567890").hexdigest()[:16]
+    assert len(tag) == 16
