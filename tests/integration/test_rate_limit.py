@@ -203,3 +203,52 @@ def test_no_slot_before_the_deadline_fails_fast_without_calling_gme(tmp_path: Pa
         with pytest.raises(GmeError) as caught:
             gme.describe_task(BIZ + 1, "room-1")
         assert caught.value.code == NO_TIME_LEFT
+
+
+def test_backoff_doubles_up_to_its_two_second_cap(tmp_path: Path) -> None:
+    """docs/lifecycle.md: 0.1 s doubling, capped at 2 s, full jitter."""
+    sleeps: list[float] = []
+    with GmeEmulator() as emu:
+        gme = gateway(
+            emu.url,
+            f"sqlite:///{tmp_path}/i.db",
+            Pace(1000, 10),
+            sleep=sleeps.append,
+            jitter=lambda: 1.0,
+        )
+        emu.fail_next("DescribeTaskInfo", "RequestLimitExceeded", count=7)
+        assert gme.describe_task(BIZ, "room-1") is None
+    assert sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0])
+    assert gme.stats == {"waited": 0, "throttled": 7, "no_time_left": 0, "late": 0}
+
+
+def test_every_action_goes_through_the_pace_and_reaches_gme(tmp_path: Path) -> None:
+    """Stop, modify and the stream listing take a slot like starts do, and do their work."""
+    with GmeEmulator() as emu:
+        gme = gateway(emu.url, f"sqlite:///{tmp_path}/i.db", Pace(20, 1))
+        gme.bind_context(Context(30))
+        task_id = gme.start_record(BIZ, "room-1", PLAN)
+        streams = gme.describe_record_info(BIZ, task_id)
+        assert [s.user_id for s in streams] == ["0"]  # the room's mix
+        gme.modify_record(BIZ, task_id, RecordPlan(record_mode=RecordMode.SINGLE))
+        assert [t.record_mode for t in emu.tasks()] == [1]
+        gme.stop_record(BIZ, task_id)
+        assert emu.tasks(running_only=True) == []
+        actions = [c.action for c in emu.calls()]
+    assert actions == ["StartRecord", "DescribeRecordInfo", "ModifyRecordInfo", "StopRecord"]
+    # Four actions, four schedules: none waited for another's slot.
+    assert gme.stats == {"waited": 0, "throttled": 0, "no_time_left": 0, "late": 0}
+
+
+def test_waits_and_deadlines_are_counted(tmp_path: Path) -> None:
+    with GmeEmulator() as emu:
+        gme = gateway(emu.url, f"sqlite:///{tmp_path}/i.db", Pace(5, 1), reserve_seconds=0)
+        gme.bind_context(Context(30))
+        gme.describe_task(BIZ, "room-1")
+        gme.describe_task(BIZ, "room-2")  # waits 0.2 s for its slot
+        assert (gme.stats["waited"], gme.stats["no_time_left"]) == (1, 0)
+        gme.bind_context(Context(0.05))
+        with pytest.raises(GmeError):
+            gme.describe_task(BIZ, "room-3")
+        assert (gme.stats["waited"], gme.stats["no_time_left"]) == (1, 1)
+        assert len(emu.calls()) == 2

@@ -104,3 +104,33 @@ def test_outcomes_are_stored_under_the_stable_key_prefix(gme: TencentGme, tmp_pa
         ids = [row[0] for row in db.execute("SELECT id FROM idempotency")]
     assert len(ids) == 1
     assert ids[0].startswith(f"{KEY_PREFIX}#")
+
+
+def test_modify_and_running_task_answer_what_gme_says(
+    emulator: GmeEmulator, gme: TencentGme, tmp_path: Path
+) -> None:
+    from handler.domain.decision import RecordMode
+
+    rec = recorder(gme, tmp_path / "i.db")
+    assert rec.running_task(BIZ_ID, ROOM) is None
+    task_id = rec.ensure(COMMAND).task_id
+    assert task_id is not None
+    running = rec.running_task(BIZ_ID, ROOM)
+    assert running is not None
+    assert running.task_id == task_id
+    single = RecordPlan(record_mode=RecordMode.SINGLE)
+    assert rec.modify_task(BIZ_ID, task_id, single) is True
+    assert [t.record_mode for t in emulator.tasks(BIZ_ID, ROOM)] == [1]
+    assert rec.stop_task(BIZ_ID, task_id) is True
+    assert rec.modify_task(BIZ_ID, task_id, single) is False  # gone: an answer, not an error
+
+
+def test_a_decision_to_record_without_a_plan_records_nothing(
+    emulator: GmeEmulator, gme: TencentGme, tmp_path: Path
+) -> None:
+    planless = COMMAND.model_copy(
+        update={"decision": COMMAND.decision.model_copy(update={"plan": None})}
+    )
+    outcome = recorder(gme, tmp_path / "i.db").ensure(planless)
+    assert outcome.status is OutcomeStatus.SKIPPED
+    assert emulator.calls() == []
