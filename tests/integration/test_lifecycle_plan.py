@@ -100,3 +100,36 @@ def test_bad_lifecycle_settings_are_refused_naming_the_variable(
         LifecycleSettings.from_env(env)
     assert named in str(refused.value)
     assert "Value error" not in str(refused.value)
+
+
+def test_every_ended_session_is_planned_in_one_tick_however_many_pages(tmp_path: Path) -> None:
+    """More ended windows than one ledger page (ENDING_PAGE): the planner pages on while a page
+    brings new ones, and a second tick finds nothing left to end."""
+    from handler.domain.commands import EndWindow
+    from handler.lifecycle.plan import ENDING_PAGE
+
+    count = ENDING_PAGE + 120
+    started = NOW.timestamp() - 7200
+    ledger = ledger_with(tmp_path, count, started, ends_after=60)  # all ended by NOW
+    plan = planner(ledger, SWEEP_MIN_AGE_SECONDS="999999")
+    ends = [c for c in plan.window_ends(NOW.timestamp()) if isinstance(c, EndWindow)]
+    assert len(ends) == count
+    assert len({e.key for e in ends}) == count
+    assert list(plan.window_ends(NOW.timestamp())) == []
+
+
+def test_renewals_skip_sessions_without_a_task_or_closed(tmp_path: Path) -> None:
+    from handler.domain.ledger_rules import closing, task_lost
+
+    oldest = NOW.timestamp() - GME_TASK_CAP_SECONDS + 1800
+    ledger = ledger_with(tmp_path, 6, oldest)
+    ledger.update(BIZ, "room-0", "s", task_lost(1, oldest + 10, "lost"))  # no task now
+    ledger.update(BIZ, "room-1", "s", closing(BIZ, "room-1", "s", oldest + 10, "closed"))
+    plan = planner(ledger, SWEEP_MIN_AGE_SECONDS="999999")
+    renewals = [c.room_id for c in plan.renewals(NOW.timestamp())]
+    assert renewals == ["room-2", "room-3", "room-4", "room-5"]
+
+
+def test_a_command_id_names_its_kind_and_session() -> None:
+    check = Check(biz_id=BIZ, room_id="r-1", session="s", at=NOW.timestamp(), checked_at=0.0)
+    assert check.command_id == f"session.check:{BIZ}:r-1:s"

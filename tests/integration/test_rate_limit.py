@@ -252,3 +252,31 @@ def test_waits_and_deadlines_are_counted(tmp_path: Path) -> None:
             gme.describe_task(BIZ, "room-3")
         assert (gme.stats["waited"], gme.stats["no_time_left"]) == (1, 1)
         assert len(emu.calls()) == 2
+
+
+def test_other_errors_pass_through_at_once_and_operators_see_waits_and_throttles(
+    tmp_path: Path,
+) -> None:
+    waits: list[float] = []
+    throttles: list[str] = []
+    with GmeEmulator() as emu:
+        gme = gateway(
+            emu.url,
+            f"sqlite:///{tmp_path}/i.db",
+            Pace(5, 1),
+            reserve_seconds=0,
+            jitter=lambda: 0.0,
+            on_wait=waits.append,
+            on_throttle=throttles.append,
+        )
+        gme.bind_context(Context(30))
+        emu.fail_next("StartRecord", "InternalError")
+        with pytest.raises(GmeError) as caught:
+            gme.start_record(BIZ, "room-1", PLAN)
+        assert caught.value.code == "InternalError"
+        assert len(emu.calls("StartRecord")) == 1  # not retried here: the queue decides
+        emu.fail_next("StartRecord", "RequestLimitExceeded.UinLimitExceeded")
+        gme.start_record(BIZ, "room-1", PLAN)  # waits for the slot after the refused one
+    assert throttles == ["RequestLimitExceeded.UinLimitExceeded"]
+    assert len(waits) == gme.stats["waited"] >= 1
+    assert all(0 < w <= 0.2 + 0.05 for w in waits)
