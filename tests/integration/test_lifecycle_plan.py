@@ -133,3 +133,11 @@ def test_renewals_skip_sessions_without_a_task_or_closed(tmp_path: Path) -> None
 def test_a_command_id_names_its_kind_and_session() -> None:
     check = Check(biz_id=BIZ, room_id="r-1", session="s", at=NOW.timestamp(), checked_at=0.0)
     assert check.command_id == f"session.check:{BIZ}:r-1:s"
+
+
+def test_a_window_that_outlives_the_cap_is_renewed(tmp_path: Path) -> None:
+    """A session whose window (or time limit) ends after GME's 24 h cap needs a new task."""
+    oldest = NOW.timestamp() - GME_TASK_CAP_SECONDS + 1800
+    ledger = ledger_with(tmp_path, 3, oldest, ends_after=GME_TASK_CAP_SECONDS + 600)
+    plan = planner(ledger, SWEEP_MIN_AGE_SECONDS="999999")
+    assert [c.room_id for c in plan.renewals(NOW.timestamp())] == ["room-0", "room-1", "room-2"]

@@ -74,6 +74,7 @@ MODULES: dict[str, list[str]] = {
     "handler/domain/follow.py": ["tests/unit/test_follow.py", "tests/e2e/test_follow_policy.py"],
     "handler/domain/commands.py": [
         "tests/unit/test_commands.py",
+        "tests/integration/test_lifecycle_plan.py",
         "tests/e2e/test_lifecycle_commands.py",
         "tests/e2e/test_lifecycle_queue.py",
     ],

@@ -429,3 +429,12 @@ def test_the_event_a_session_was_decided_on_is_kept_and_not_erased_by_a_retry() 
     assert entry.decided_on == on
     failed_entry = applied(entry, start_retry_later("InternalError", "x", 2.0))
     assert applied(failed_entry, starting(*KEY, RECORD, 3.0)).decided_on == on
+
+
+def test_callback_keys_beyond_their_budget_are_counted_as_dropped() -> None:
+    task = str(2**63 - 1)  # TaskIds are this long: keys of about 27 bytes
+    entry = recording(task)
+    for seq in range(500):
+        entry = applied(entry, callback(CallbackNote(task_id=task, event_type=1, seq=seq), 5.0))
+    assert entry.callback_keys[-1] == f"{task}:1:499"
+    assert entry.callback_keys_dropped == 500 - len(entry.callback_keys) > 0
