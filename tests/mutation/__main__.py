@@ -57,6 +57,7 @@ MODULES: dict[str, list[str]] = {
     "handler/domain/gme.py": ["tests/unit/test_gme_errors.py", "tests/e2e/test_gme_faults.py"],
     "handler/domain/policy/engine.py": [
         "tests/unit/test_policy.py",
+        "tests/unit/test_follow.py",
         "tests/unit/test_policy_edges.py",
         "tests/unit/test_policy_engine.py",
         "tests/unit/test_policy_quota.py",

@@ -163,3 +163,12 @@ def test_a_refusal_reads_as_its_message() -> None:
         "bad_signature",
         exc.message,
     )
+
+
+def test_a_gme_callback_signed_here_verifies_here() -> None:
+    from handler.domain.signatures import sign_gme_callback, verify_gme_callback
+
+    signature = sign_gme_callback("gme-key", BODY)
+    verify_gme_callback(["other", "gme-key"], signature, BODY)
+    with pytest.raises(SignatureRejected):
+        verify_gme_callback(["other"], signature, BODY)
