@@ -35,11 +35,17 @@ from typing import Any, TypeVar
 
 from handler.adapters.buckets import SlotStore
 from handler.domain.decision import RecordPlan
-from handler.domain.gme import NO_TIME_LEFT, GmeError, GmeGateway, RecordStream, RunningTask
+from handler.domain.gme import (
+    NO_TIME_LEFT,
+    GmeError,
+    GmeGateway,
+    RecordStream,
+    RunningTask,
+    is_throttled,
+)
 from handler.domain.ratelimit import slot_key
 
 T = TypeVar("T")
-THROTTLED = "RequestLimitExceeded"
 
 
 class RateLimitedGme:
@@ -125,7 +131,7 @@ class RateLimitedGme:
             try:
                 return call()
             except GmeError as exc:
-                if not exc.code.startswith(THROTTLED):
+                if not is_throttled(exc.code):
                     raise
                 self._count("throttled")
                 if self._on_throttle is not None:  # seen by operators even when absorbed here
