@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from handler.adapters.ledger_table import open_table
 from handler.domain.outbox import OutboxItem
 
 PARTITION = "outbox"
@@ -20,11 +21,7 @@ TTL_GRACE_SECONDS = 86_400
 
 class DynamoDBOutbox:
     def __init__(self, table_name: str, client: Any = None) -> None:
-        if client is None:
-            import boto3  # lazily, as the ledger does
-
-            client = boto3.resource("dynamodb")
-        self._table = client.Table(table_name)
+        self._table = open_table(table_name, client)
 
     @staticmethod
     def _key(event_id: str, sink: str) -> dict[str, str]:
