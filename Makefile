@@ -86,7 +86,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
 # Mutation testing of the core modules (docs/testing.md); not in CI: it takes tens of minutes.
-# MUTATE=handler/recorder.py limits it to some modules.
+# MUTATE=handler/service_layer/recorder.py limits it to some modules.
 mutation: $(DEV_STAMP)
 	$(BIN)/python -m tests.mutation $(MUTATE)
 
@@ -128,8 +128,9 @@ smoke:
 	@echo "SKIPPED: make smoke builds Linux wheels; tests/deploy/test_artifact_runs.py will skip"
 endif
 
-# Modules of the command line and the local stack, which Lambda never imports.
-LOCAL_ONLY := __main__.py local.py runner.py stack.py preflight.py locallog.py sending.py
+# The command line and the local stack (handler/tools/, and the `python -m handler` shim), which
+# Lambda never imports (tests/unit/test_layers.py: nothing else imports the tools).
+LOCAL_ONLY := tools __main__.py
 
 # The zip Lambda runs: dependencies + handler/ + policies/, without the local runner, tests,
 # emulator, bench, events or caches. Rebuilt every time (a second or two). Its optional parts
@@ -140,7 +141,7 @@ artifact: $(DEPS)/.installed
 	cp -R $(DEPS)/. $(BUILD)/lambda/
 	rm -f $(BUILD)/lambda/.installed
 	cp -R handler policies $(BUILD)/lambda/
-	rm -f $(addprefix $(BUILD)/lambda/handler/,$(LOCAL_ONLY))
+	rm -rf $(addprefix $(BUILD)/lambda/handler/,$(LOCAL_ONLY))
 	find $(BUILD)/lambda/handler -name __pycache__ -type d -prune -exec rm -rf {} +
 	@if [ -n "$(LAMBDA_PYTHON)" ]; then \
 	    echo "compiling bytecode with $(LAMBDA_PYTHON)"; \

@@ -99,7 +99,7 @@ def stdout_to_devnull() -> Iterator[None]:
 def app_environment(values: dict[str, str]) -> Iterator[None]:
     """``values`` in the environment of a freshly built app; the previous environment (and a
     fresh app) afterwards."""
-    from handler import app
+    from handler.bootstrap import app
 
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)

@@ -94,7 +94,8 @@ class Fleet:
     def _run(self, msg: Message, context: VirtualContext) -> None:
         from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-        from handler import app, worker
+        from handler.bootstrap import app
+        from handler.entrypoints import worker
 
         app.bind_context(context)
         record = SQSRecord(
@@ -141,8 +142,9 @@ def batch_runs_side_by_side(batch_size: int) -> bool:
     """Whether the real ``worker.process_batch`` runs the records of one batch at the same
     time: three new rooms through it, on a gateway that sees how many starts overlap."""
     from bench._common import sqs_event, sqs_record
-    from handler import app, worker
-    from handler.local import LocalContext
+    from handler.bootstrap import app
+    from handler.entrypoints import worker
+    from handler.tools.local import LocalContext
 
     probe = _OverlapProbe()
     with scratch_app(), stdout_to_devnull():

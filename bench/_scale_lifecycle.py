@@ -1,7 +1,7 @@
 """The scale figures of the lifecycle, on the virtual clock: schedule windows, renewals over a
-day, and a full sweep. The scheduler's own tick (`handler.lifecycle.tick.Lifecycle` with its
-planner) runs every `serverless.yml` period and hands its commands to the simulated queue; the
-worker fleet runs them through the real record handler, like room events.
+day, and a full sweep. The scheduler's own tick (`handler.service_layer.lifecycle.tick.Lifecycle`
+with its planner) runs every `serverless.yml` period and hands its commands to the simulated queue;
+the worker fleet runs them through the real record handler, like room events.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ class World:
         side_by_side: bool,
         poll_gap: float = POLL_GAP,
     ) -> None:
-        from handler import app
-        from handler.lifecycle.plan import Planner
-        from handler.lifecycle.tick import Lifecycle
+        from handler.bootstrap import app
+        from handler.service_layer.lifecycle.plan import Planner
+        from handler.service_layer.lifecycle.tick import Lifecycle
 
         self.clock, self.gme, self.shape = clock, gme, shape
         self.queue = TimedQueue(clock, shape.visibility_timeout, shape.max_receives)
@@ -214,7 +214,7 @@ def renewal(tasks: int, latency: float, shape: Shape, side_by_side: bool, tmp: P
 def full_sweep(sessions: int, latency: float, shape: Shape, side_by_side: bool) -> Result:
     """``sessions`` open sessions, each with its running task, none checked for an hour: ticks
     until every one was checked against GME once."""
-    from handler import app
+    from handler.bootstrap import app
     from handler.domain.decision import Decision, RecordPlan
     from handler.domain.ledger_rules import after_outcome, starting
     from handler.domain.outcome import Outcome, OutcomeStatus

@@ -1,8 +1,8 @@
 """The project's own code wired to a virtual clock, and the deployed shape read from
 serverless.yml.
 
-`build_stack` lets the composition root (`handler.app`) build the app from the environment as
-it does in Lambda, with the deployed settings (policy, SQLite idempotency store and ledger,
+`build_stack` lets the composition root (`handler.bootstrap.app`) build the app from the environment
+as it does in Lambda, with the deployed settings (policy, SQLite idempotency store and ledger,
 lifecycle settings and steps), and hands it four parts of its own, all on the virtual clock:
 
 * the GME gateway: the real `RateLimitedGme` (the fleet-wide pace, its backoff and deadline)
@@ -272,11 +272,11 @@ def build_stack(
 ) -> Iterator[StateGme]:
     """The app (see `scratch_app`, with the deployed settings and ``env``) with the gateway,
     the ledger, the recorder and the service on ``clock``; yields the emulated GME."""
-    from handler import app
     from handler.adapters.ratelimited_gme import RateLimitedGme
     from handler.adapters.stores import build_persistence_layer
-    from handler.recorder import Recorder
-    from handler.service import RecordingService
+    from handler.bootstrap import app
+    from handler.service_layer.recorder import Recorder
+    from handler.service_layer.service import RecordingService
 
     with scratch_app({**deployed_env(), **(env or {})}):
         s = app.settings()

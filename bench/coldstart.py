@@ -11,9 +11,9 @@ Baselines, the packages each entry needs anyway:
   scheduler Powertools Logger
 
 Like for like: every entry module runs its init phase with the cyclic collector paused and
-frozen at the end (`handler.init_phase`), so the baselines are timed under the same policy, the
-same statements wrapped in `gc.disable()` ... `gc.freeze(); gc.enable()`; the policy takes a
-few young collections out of the baselines too, which makes the ratio stricter, not looser.
+frozen at the end (`handler.bootstrap.init_phase`), so the baselines are timed under the same
+policy, the same statements wrapped in `gc.disable()` ... `gc.freeze(); gc.enable()`; the policy
+takes a few young collections out of the baselines too, which makes the ratio stricter, not looser.
 The ratio against the baselines with the collector on (each package imported as it would be
 on its own) is printed for information.
 
@@ -62,19 +62,19 @@ PYDANTIC = (
 # The SDK and yaml are not in the entry baselines: the entries load them only on first use.
 COMMON = [IDEMPOTENCY, PYDANTIC]
 BASELINES = {
-    "handler.webhook": [
+    "handler.entrypoints.webhook": [
         POWERTOOLS_LOGGER,
         "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver",
         *COMMON,
     ],
-    "handler.worker": [
+    "handler.entrypoints.worker": [
         POWERTOOLS_LOGGER,
         "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType",
         *COMMON,
     ],
-    "handler.scheduler": [POWERTOOLS_LOGGER],
+    "handler.entrypoints.scheduler": [POWERTOOLS_LOGGER],
 }
-#: What `handler.init_phase.end()` does; the paused baselines end with it too.
+#: What `handler.bootstrap.init_phase.end()` does; the paused baselines end with it too.
 END = "gc.freeze(); gc.enable()"
 #: Top-level names reported as "loaded by the import" (a baseline package the import skipped).
 WATCHED = {
@@ -140,7 +140,10 @@ def main(argv: list[str] | None = None) -> list[Result]:
         run_once(statements)
     loaded: dict[str, list[str]] = {}
     for module in BASELINES:
-        if "tencentcloud" not in run_once(programs[module])[1] and module != "handler.scheduler":
+        if (
+            "tencentcloud" not in run_once(programs[module])[1]
+            and module != "handler.entrypoints.scheduler"
+        ):
             programs[f"with-sdk:{module}"] = f"import {module}; {SDK}"
 
     samples: dict[str, list[float]] = {name: [] for name in programs}

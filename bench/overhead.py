@@ -1,9 +1,9 @@
 """Per-event cost of the whole worker path, as a multiple of the one bare SDK call it must make.
 
-Full path: ``handler.worker.process_batch`` on an SQS event holding one fresh room (parse, policy,
-Powertools idempotency, the recording ledger, a rate-limit slot in the same store, StartRecord
-over HTTP to the emulator, logging). A new room costs one GME call (StartRecord first), so the
-verdict compares it with the official SDK's ``GmeClient`` (one instance, reused as in
+Full path: ``handler.entrypoints.worker.process_batch`` on an SQS event holding one fresh room
+(parse, policy, Powertools idempotency, the recording ledger, a rate-limit slot in the same store,
+StartRecord over HTTP to the emulator, logging). A new room costs one GME call (StartRecord first),
+so the verdict compares it with the official SDK's ``GmeClient`` (one instance, reused as in
 production) making that StartRecord alone against the same emulator. Measured on each store:
 SQLite (the verdict), DynamoDB on a local moto_server and Redis on a local redis-server (figures
 for information: moto is a Python stand-in, far slower than DynamoDB, so its figure is an upper
@@ -75,8 +75,8 @@ def bare_start(client: Any) -> Callable[[str], None]:
 
 
 def full_path() -> Callable[[dict[str, Any]], None]:
-    from handler import worker
-    from handler.local import LocalContext
+    from handler.entrypoints import worker
+    from handler.tools.local import LocalContext
 
     def run(event: dict[str, Any]) -> None:
         response, messages = worker.process_batch(event, LocalContext("worker"))

@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench.receiver        (RECEIVER_REQUESTS=5000 by default)
 
-Measures, per request, the Lambda entry `handler.webhook.handler` in queue mode: routing,
-Standard Webhooks verification, bounded parsing, the once-per-event-id idempotency record (the
-real SQLite store, in a temporary file) and the publish to an in-memory queue client handed to
+Measures, per request, the Lambda entry `handler.entrypoints.webhook.handler` in queue mode:
+routing, Standard Webhooks verification, bounded parsing, the once-per-event-id idempotency record
+(the real SQLite store, in a temporary file) and the publish to an in-memory queue client handed to
 the real `SqsPublisher` (so no network time is counted). Every request carries a new event id,
 so each one takes the full enqueue path; none is a cheap duplicate. The same body is also timed
 through `json.loads` alone. Printed: p50 and p99 of both, the ratio of the p50s, and a verdict
@@ -28,12 +28,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from handler import app, webhook  # noqa: E402 - the path above makes `handler` importable
 from handler.adapters.queue import SqsPublisher  # noqa: E402
+from handler.bootstrap import app  # noqa: E402 - the path above makes `handler` importable
 from handler.domain.signatures import sign_standard_webhook, standard_webhook_key  # noqa: E402
-from handler.enqueue import Enqueuer  # noqa: E402
-from handler.ingest import Route, ingest  # noqa: E402
-from handler.local import LocalContext, http_event  # noqa: E402
+from handler.entrypoints import webhook  # noqa: E402
+from handler.ingress.enqueue import Enqueuer  # noqa: E402
+from handler.ingress.ingest import Route, ingest  # noqa: E402
+from handler.tools.local import LocalContext, http_event  # noqa: E402
 
 SECRET = "whsec_" + "YmVuY2gtcmVjZWl2ZXIta2V5"  # "bench-receiver-key", public
 TARGET_P99_MS = 2.0

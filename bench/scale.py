@@ -121,8 +121,9 @@ def two_apps(rooms: int, latency: float, shape: Shape, side_by_side: bool) -> li
     from bench.throughput import Queue
     from emulator import GmeEmulator
     from emulator.state import RateLimiter
-    from handler import app, worker
-    from handler.local import LocalContext
+    from handler.bootstrap import app
+    from handler.entrypoints import worker
+    from handler.tools.local import LocalContext
 
     apps = (biz_id(), biz_id() + 1)
     header(
@@ -217,8 +218,9 @@ def round_trips(rooms: int) -> list[Result]:
     and ledger) on moto_server behind a counting proxy, GME the emulator over the real SDK."""
     from bench._stack import scratch_app
     from emulator import GmeEmulator
-    from handler import app, worker
-    from handler.local import LocalContext
+    from handler.bootstrap import app
+    from handler.entrypoints import worker
+    from handler.tools.local import LocalContext
     from tests.ddb_counter import DynamoDBCounter
     from tests.servers import AWS_ENV, create_idempotency_table, moto_server
 

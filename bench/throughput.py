@@ -3,8 +3,8 @@
 N SQS messages (distinct rooms, two BizIds under one credential) are processed by K worker
 *processes*, each standing in for one Lambda instance (``maximumConcurrency`` 4 in
 serverless.yml): each takes batches of B records (10) from one shared in-memory queue and hands
-them to the real ``handler.worker.process_batch``, which runs a batch's records side by side.
-They share one SQLite idempotency and pacing store, and the emulator enforces GME's limit, 20
+them to the real ``handler.entrypoints.worker.process_batch``, which runs a batch's records side by
+side. They share one SQLite idempotency and pacing store, and the emulator enforces GME's limit, 20
 requests per second per API and credential, with a round trip of L seconds on every call (half
 before GME counts the request). A new room costs one StartRecord, so the best clean pace is the
 fleet's own: GME_RATE_LIMIT_PER_SECOND 19 a second, 0.95 of 20. The burst runs once per L.
@@ -132,8 +132,9 @@ QueueManager.register("Queue", Queue)
 def instance(queue: Any, batch_size: int, deadline: float) -> None:
     """One Lambda instance: its own process, SDK client, store connections and record threads.
     Configured from the environment it inherited."""
-    from handler import app, worker
-    from handler.local import LocalContext
+    from handler.bootstrap import app
+    from handler.entrypoints import worker
+    from handler.tools.local import LocalContext
 
     app.service()  # built before the burst, as a warm instance has it
     queue.mark_ready()

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, GmeEmulator
-from handler import app
+from handler.bootstrap import app
 from handler.domain.signatures import sign_standard_webhook, sign_trtc, standard_webhook_key
-from handler.local import LocalContext, http_event
+from handler.tools.local import LocalContext, http_event
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -97,8 +97,8 @@ def _deployed_process_state() -> Iterator[None]:
     """A CLI command run in-process sets up the process for a person, as `python -m handler`
     does: short log lines on stderr, EMF metrics off (POWERTOOLS_METRICS_DISABLED). Every test
     starts from the deployed state: JSON lines, the environment as it was."""
-    from handler.locallog import _state
-    from handler.observability import logger
+    from handler.bootstrap.observability import logger
+    from handler.tools.locallog import _state
 
     handler = logger.registered_handler
     saved = (handler.formatter, handler.level, getattr(handler, "stream", None), dict(_state))

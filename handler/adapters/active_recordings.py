@@ -3,7 +3,7 @@
 `ACTIVE_RECORDINGS` picks one:
 
 - unset: no counter; caps are not enforced and each affected decision says so in its notes;
-- `ledger:`: open sessions of the recording ledger (fleet-wide; handled in `handler.app`);
+- `ledger:`: open sessions of the recording ledger (fleet-wide; handled in `handler.bootstrap.app`);
 - `memory:`: counts in this process only (a single local runner);
 - `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`: a SQLite file shared by every
   process on one host (the local runner, a single-host deployment). Not for Lambda: each

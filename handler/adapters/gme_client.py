@@ -19,9 +19,9 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.gme.v20180711 import gme_client, models
 
+from handler.bootstrap.observability import subsegment
 from handler.domain.decision import RecordMode, RecordPlan
 from handler.domain.gme import EMPTY_RESPONSE, GmeError, RecordStream, RunningTask
-from handler.observability import subsegment
 
 # Python 3.12 warns about utcfromtimestamp inside the SDK on every call; it is the SDK's to fix.
 warnings.filterwarnings("ignore", message=r".*utcfromtimestamp", category=DeprecationWarning)

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from handler.bootstrap.observability import logger
 from handler.domain.policy import Policy, PolicyError, parse_policy_text
-from handler.observability import logger
 
 
 class PolicySource(Protocol):

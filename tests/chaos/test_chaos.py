@@ -2,8 +2,8 @@
 
 Room sessions (some the policy records, some it skips), each delivered three times, plus a few
 poison messages, go through a real queue (SQS on moto_server, visibility timeout and a DLQ
-redrive) to five worker processes running the real ``handler.worker.process_batch`` and the
-real SDK against one emulator that enforces GME's 20 requests per second and injects
+redrive) to five worker processes running the real ``handler.entrypoints.worker.process_batch`` and
+the real SDK against one emulator that enforces GME's 20 requests per second and injects
 InternalError, RequestLimitExceeded, lost answers after the call was executed and answers slower
 than the client timeout. One worker is SIGKILLed in the middle of a batch.
 

@@ -1,9 +1,9 @@
 """A worker process for the chaos test: stands in for Lambda's SQS event source mapping.
 
 It long-polls the queue (real SQS API on moto_server), hands each batch, shaped exactly as Lambda
-delivers it, to the real ``handler.worker.process_batch``, deletes the messages that succeeded
-and leaves the failed ones for SQS to redeliver (after ``CHAOS_RETRY_DELAY`` seconds, set with
-ChangeMessageVisibility, so the test need not wait a full visibility timeout per retry). Each
+delivers it, to the real ``handler.entrypoints.worker.process_batch``, deletes the messages that
+succeeded and leaves the failed ones for SQS to redeliver (after ``CHAOS_RETRY_DELAY`` seconds, set
+with ChangeMessageVisibility, so the test need not wait a full visibility timeout per retry). Each
 message's result is appended to ``CHAOS_LOG`` as a JSON line: that is the "reason" a message in
 the DLQ is matched with. Stops when ``CHAOS_STOP`` exists.
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import boto3
 
-from handler import worker
-from handler.local import LocalContext
+from handler.entrypoints import worker
+from handler.tools.local import LocalContext
 
 
 def lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import pytest
 
 from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, GmeEmulator
 from handler.domain.signatures import sign_standard_webhook, standard_webhook_key
-from handler.local import http_event
+from handler.tools.local import http_event
 from tests.conftest import ROOT, WEBHOOK_SECRET, load_event, sqs_event
 from tests.deploy.test_template import ARTIFACT, lambda_python
 
@@ -34,7 +34,7 @@ PRELUDE = r"""
 import json, os, sys, sysconfig
 function_dir, runtime_dir = os.environ["FUNCTION_DIR"], os.environ["RUNTIME_DIR"]
 sys.path[:0] = [function_dir, runtime_dir]
-import handler.scheduler, handler.webhook, handler.worker
+import handler.entrypoints.scheduler, handler.entrypoints.webhook, handler.entrypoints.worker
 
 
 class Context:
@@ -52,9 +52,9 @@ DRIVER = (
 
 events = json.load(sys.stdin)
 results = {
-    "webhook": handler.webhook.handler(events["webhook"], Context()),
-    "worker": handler.worker.handler(events["worker"], Context()),
-    "scheduler": handler.scheduler.handler(events["scheduler"], Context()),
+    "webhook": handler.entrypoints.webhook.handler(events["webhook"], Context()),
+    "worker": handler.entrypoints.worker.handler(events["worker"], Context()),
+    "scheduler": handler.entrypoints.scheduler.handler(events["scheduler"], Context()),
 }
 allowed = (function_dir, runtime_dir, sysconfig.get_paths()["stdlib"],
            sysconfig.get_paths()["platstdlib"])
@@ -157,7 +157,7 @@ def test_the_zip_records_a_room_with_nothing_but_its_own_contents(tmp_path: Path
 MISSING_PART_DRIVER = (
     PRELUDE
     + r"""
-print(json.dumps(handler.webhook.handler(json.load(sys.stdin), Context())))
+print(json.dumps(handler.entrypoints.webhook.handler(json.load(sys.stdin), Context())))
 """
 )
 

@@ -21,8 +21,9 @@ import boto3
 import pytest
 
 from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
-from handler import app, webhook, worker
-from handler.local import http_event
+from handler.bootstrap import app
+from handler.entrypoints import webhook, worker
+from handler.tools.local import http_event
 from tests.conftest import GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event
 from tests.deploy.test_template import NEEDS_NODE, TEMPLATE, props
 from tests.servers import moto_env

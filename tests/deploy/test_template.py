@@ -22,7 +22,7 @@ import yaml
 
 from handler.adapters.ledger_table import INDEXES
 from handler.adapters.secrets import is_reference
-from handler.config import SECRET_VARIABLES
+from handler.bootstrap.config import SECRET_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / ".serverless" / "cloudformation-template-update-stack.json"
@@ -96,7 +96,7 @@ def test_three_arm64_python312_functions(template: dict[str, Any]) -> None:
     for name, key in FUNCTIONS.items():
         p = props(template, key)
         assert p["FunctionName"] == f"{SERVICE}-{name}"
-        assert p["Handler"] == f"handler.{name}.handler"
+        assert p["Handler"] == f"handler.entrypoints.{name}.handler"
         assert p["Runtime"] == "python3.12"
         assert p["Architectures"] == ["arm64"]
         assert p["Code"]["S3Key"].endswith("/gme-autorecord.zip")
@@ -131,7 +131,7 @@ def test_worker_sqs_mapping_sized_for_gme_rate_limit(template: dict[str, Any]) -
     assert (concurrency - 1) * batch / 19 >= 2 * (0.3 + 0.05 + 0.1)
     # ... and with the scheduler's sweep checks (15/s on DescribeTaskInfo) on the same queue.
     assert (concurrency - 1) * batch / (19 + 15) >= 0.3 + 0.05 + 0.1
-    from handler.worker import MAX_PARALLEL_RECORDS
+    from handler.entrypoints.worker import MAX_PARALLEL_RECORDS
 
     assert batch <= MAX_PARALLEL_RECORDS  # a batch's records all run at once
     # The slowest record: a slot behind every other record in flight, then a call that takes
@@ -472,7 +472,7 @@ def dashboard_metrics(template: dict[str, Any]) -> list[tuple[str, str, frozense
 
 
 def test_dashboard_graphs_every_metric_the_code_emits(template: dict[str, Any]) -> None:
-    from handler import observability
+    from handler.bootstrap import observability
 
     graphed = dashboard_metrics(template)
     ours = {(name, dims) for namespace, name, dims, _ in graphed if namespace == "GmeAutorecord"}
@@ -530,7 +530,7 @@ def test_package_carries_python312_bytecode_never_checked_against_sources() -> N
     for source in sources:
         folder, _, file = source.rpartition("/")
         assert f"{folder}/__pycache__/{file[:-3]}.cpython-312.pyc" in names, source
-    header = archive.read("handler/__pycache__/webhook.cpython-312.pyc")[:8]
+    header = archive.read("handler/entrypoints/__pycache__/webhook.cpython-312.pyc")[:8]
     assert header[:4].hex() == magic
     assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source never checked
     # ... the dependencies ship as bytecode alone (build_tools/slim.py), in Lambda's format.
@@ -558,10 +558,10 @@ def test_package_is_small_and_holds_only_runtime_code() -> None:
         "cfnlint", "yaml_dev", "build_tools",
     ):  # fmt: skip
         assert forbidden not in tops, forbidden
-    assert "handler/webhook.py" in names
+    assert "handler/entrypoints/webhook.py" in names
     assert "policies/default.yaml" in names
-    for local_only in ("__main__", "local", "runner", "stack", "preflight", "locallog", "sending"):
-        assert f"handler/{local_only}.py" not in names, local_only
+    assert "handler/__main__.py" not in names
+    assert not [n for n in names if n.startswith("handler/tools/")]  # the CLI and local stack
     assert not any(".cpython-311" in n or ".cpython-313" in n for n in names)  # only Lambda's
     # Native wheels were fetched for Lambda's platform, not for this machine.
     native = [n for n in names if n.endswith(".so")]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from handler.observability import logger
+from handler.bootstrap.observability import logger
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def policy_limits(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     (value as written in the document, e.g. "none" or "30h"); the stack then uses it."""
     import yaml
 
-    from handler import app
+    from handler.bootstrap import app
     from tests.conftest import ROOT
 
     def use(**limits: str) -> None:
@@ -71,10 +71,10 @@ def policy_limits(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture(autouse=True)
 def _log_setup_restored() -> Iterator[None]:
-    """A command run in-process (`handler.__main__.main`) switches the shared logger to the
+    """A command run in-process (`handler.tools.cli.main`) switches the shared logger to the
     short local format on stderr and turns EMF off in the environment; the tests after it read
     the deployed JSON lines and metrics."""
-    from handler import locallog
+    from handler.tools import locallog
 
     environment = dict(os.environ)
     handler = logger.registered_handler

@@ -1,4 +1,5 @@
-"""A worker process for the crash tests: one SQS batch through ``handler.worker.process_batch``.
+"""A worker process for the crash tests: one SQS batch through
+``handler.entrypoints.worker.process_batch``.
 
 Run as ``python -m tests.e2e.crash_worker REMAINING_MS`` with the SQS event JSON on stdin and the
 configuration in the environment (as a Lambda gets it). Prints the per-message report as JSON.
@@ -10,8 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
-from handler import worker
-from handler.local import LocalContext
+from handler.entrypoints import worker
+from handler.tools.local import LocalContext
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from handler import stack
+from handler.tools import stack
 from tests.e2e.test_local_run import ROOT, _cli, _env, local_runner, local_stack  # noqa: F401
 
 SAMPLES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "events").glob("*.json"))
@@ -118,7 +118,7 @@ def test_help_lists_every_command_with_one_line() -> None:
         timeout=30,
         check=True,
     )
-    from handler.__main__ import main
+    from handler.tools.cli import main
 
     commands = re.findall(r"^    ([a-z-]+) {2,}\S.*$", done.stdout, re.M)
     expected = {
@@ -285,11 +285,11 @@ def test_deployed_functions_log_json_whatever_log_format_says(tmp_path: Path) ->
     """LOG_FORMAT is read by the local runner only; an entry point imported as Lambda does
     logs Powertools JSON."""
     program = (
-        "import handler.scheduler, json\n"
+        "import handler.entrypoints.scheduler, json\n"
         "class C:\n function_name='f'; memory_limit_in_mb=128; aws_request_id='r'\n"
         " invoked_function_arn='arn:aws:lambda:eu-west-1:0:function:f'\n"
         " def get_remaining_time_in_millis(self): return 20000\n"
-        "handler.scheduler.handler({'id': 't', 'time': '2026-12-01T10:00:00Z'}, C())\n"
+        "handler.entrypoints.scheduler.handler({'id': 't', 'time': '2026-12-01T10:00:00Z'}, C())\n"
     )
     env = _bare_env(tmp_path, LOG_FORMAT="short", POWERTOOLS_METRICS_DISABLED="true")
     done = subprocess.run(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handler import scheduler, webhook, worker
+from handler.entrypoints import scheduler, webhook, worker
 from tests.conftest import BIZ_ID, EVENTS, Stack, load_event, sqs_event
 
 
@@ -151,7 +151,7 @@ def test_scheduler_tick_with_nothing_to_do_calls_no_gme(stack: Stack) -> None:
 
 
 def test_health_and_unknown_route(stack: Stack) -> None:
-    from handler.local import http_event
+    from handler.tools.local import http_event
 
     assert call_webhook(stack, http_event("GET", "/health", {}, b""))[0] == 200
     status, body = call_webhook(stack, http_event("POST", "/v1/nope", {}, b"{}"))

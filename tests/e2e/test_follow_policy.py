@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from handler import app
+from handler.bootstrap import app
 from handler.domain.commands import Follow
 from handler.domain.decision import RecordMode
 from handler.domain.ledger import LedgerState

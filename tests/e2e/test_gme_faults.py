@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from handler import worker
 from handler.adapters.gme_client import TencentGme
+from handler.entrypoints import worker
 from tests.conftest import BIZ_ID, Stack, load_event, sqs_event
 
 ROOM = "ranked-eu-1042"
@@ -102,7 +102,7 @@ def test_slow_answer_past_the_client_timeout_is_adopted(
     stack: Stack, created: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GME_TIMEOUT_SECONDS", "1")
-    from handler import app
+    from handler.bootstrap import app
 
     app.reset()
     stack.emulator.delay_next("StartRecord", 1.5)
@@ -143,7 +143,7 @@ def test_start_race_lost_to_another_worker_adopts_its_task(
     stack: Stack, created: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another worker starts the room while our StartRecord is on its way."""
-    from handler import app
+    from handler.bootstrap import app
     from handler.domain.decision import RecordMode, RecordPlan
 
     rival = TencentGme(stack.emulator.url, *_credentials())

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from handler import app, webhook
+from handler.bootstrap import app
 from handler.domain.ledger import MAX_ENTRY_BYTES
-from handler.local import http_event
+from handler.entrypoints import webhook
+from handler.tools.local import http_event
 from tests.conftest import BIZ_ID, GME_KEY, Stack, load_event
 from tests.servers import moto_env
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from handler import app, webhook, worker
+from handler.bootstrap import app
 from handler.domain.ledger import LedgerEntry, LedgerState, new_entry
+from handler.entrypoints import webhook, worker
 from tests.conftest import BIZ_ID, Stack, load_event, sqs_event
 from tests.ddb_counter import DynamoDBCounter
 from tests.e2e.test_ledger_budget import gme_request

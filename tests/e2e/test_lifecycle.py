@@ -10,8 +10,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from handler import app, scheduler, webhook, worker
+from handler.bootstrap import app
 from handler.domain.ledger import LedgerState
+from handler.entrypoints import scheduler, webhook, worker
 from tests.conftest import BIZ_ID, Stack, load_event, sqs_event
 
 ROOM = "ranked-eu-1042"

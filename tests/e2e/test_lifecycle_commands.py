@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from handler import app, webhook, worker
+from handler.bootstrap import app
 from handler.domain.commands import Check, EndWindow, Renew, StartWindow
 from handler.domain.decision import Decision, RecordPlan
 from handler.domain.ledger import LedgerState
+from handler.entrypoints import webhook, worker
 from tests.conftest import BIZ_ID, Stack, sqs_event
 from tests.e2e.test_lifecycle import ROOM, created, entry, running, send
 from tests.webhook.conftest import gme_request

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from handler import app, scheduler, webhook
+from handler.bootstrap import app
 from handler.domain.ledger import LedgerState
+from handler.entrypoints import scheduler, webhook
 from tests.conftest import BIZ_ID, Stack, load_event
 from tests.servers import moto_env
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from handler import app, worker
+from handler.bootstrap import app
 from handler.domain.ledger import LedgerState
+from handler.entrypoints import worker
 from tests.conftest import Stack
 from tests.e2e.test_lifecycle import tick
 from tests.e2e.test_lifecycle_scale import write_windows

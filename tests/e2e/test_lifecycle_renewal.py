@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from emulator import GmeEmulator
-from handler import app
+from handler.bootstrap import app
 from tests.conftest import Stack
 from tests.e2e.test_lifecycle import created, send, tick
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from handler import app
+from handler.bootstrap import app
 from tests.conftest import BIZ_ID, Stack
 from tests.e2e.test_lifecycle import tick
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from handler import app, webhook
+from handler.bootstrap import app
 from handler.domain.ledger import LedgerState
 from handler.domain.ledger_rules import closing
+from handler.entrypoints import webhook
 from tests.conftest import BIZ_ID, Stack, load_event
 from tests.e2e.test_lifecycle import HOUR, ROOM, closed, created, entry, running, send, tick
 
@@ -143,7 +144,7 @@ def test_sweep_marks_a_vanished_room_as_gone(stack: Stack) -> None:
 
 
 def test_operator_stop_closes_the_latest_session(stack: Stack, capsys: Any) -> None:
-    from handler.__main__ import main
+    from handler.tools.cli import main
 
     send(stack, created())
     assert main(["stop", str(BIZ_ID), ROOM]) == 0

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from handler.__main__ import signed_request
+from handler.tools.cli import signed_request
 from tests.e2e.test_local_run import _env, local_runner
 
 FRESH_PROCESSES = 6

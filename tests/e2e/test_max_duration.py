@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handler import app
+from handler.bootstrap import app
 from handler.domain.ledger import LedgerState
 from tests.conftest import BIZ_ID, Stack
 from tests.e2e.test_lifecycle import HOUR, ROOM, created, entry, running, send, tick
@@ -26,7 +26,7 @@ def counted(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
 def test_a_session_whose_close_is_lost_ends_at_the_default_6_hours(
     counted: Stack, capsys: Any
 ) -> None:
-    from handler.__main__ import main
+    from handler.tools.cli import main
 
     t0 = time.time()
     task_id = send(counted, created())["task_id"]  # ...and its room.closed never arrives
@@ -101,7 +101,7 @@ def test_a_limit_past_the_cap_renews_once_then_ends(stack: Stack, policy_limits:
 
 
 def test_a_failed_start_past_its_deadline_is_ended_by_the_next_tick(stack: Stack) -> None:
-    from handler import webhook
+    from handler.entrypoints import webhook
 
     stack.emulator.fail_next("StartRecord", "InternalError", count=1)
     result = webhook.handler(stack.room_event_request(created()), stack.context("webhook"))

@@ -11,7 +11,9 @@ import os
 
 import pytest
 
-from handler import app, receiver, webhook, worker
+from handler.bootstrap import app
+from handler.entrypoints import webhook, worker
+from handler.ingress import receiver
 from tests.conftest import Stack, load_event, sqs_event
 from tests.e2e.conftest import emf, metric_counts
 

@@ -19,9 +19,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from standardwebhooks.webhooks import Webhook
 
-from handler import app, contract, scheduler, webhook, worker
 from handler.adapters.outbox_sqlite import SQLiteOutbox
-from handler.local import LocalContext, http_event
+from handler.bootstrap import app
+from handler.entrypoints import scheduler, webhook, worker
+from handler.tools import contract
+from handler.tools.local import LocalContext, http_event
 from tests.conftest import GME_KEY, Stack, load_event, sqs_event
 from tests.servers import free_port
 

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
-from handler import app, observability, webhook, worker
+from handler.bootstrap import app, observability
+from handler.bootstrap.observability import logger
 from handler.domain.signatures import sign_trtc
-from handler.local import http_event
-from handler.observability import logger
+from handler.entrypoints import webhook, worker
+from handler.tools.local import http_event
 from tests.conftest import BIZ_ID, GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event, sqs_event
 from tests.e2e.conftest import emf, metric_counts
 

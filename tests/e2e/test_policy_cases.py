@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handler.__main__ import main
+from handler.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from handler import app, worker
+from handler.bootstrap import app
+from handler.entrypoints import worker
 from tests.conftest import Stack, sqs_event
 
 POLICY = """

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from handler import app, worker
+from handler.bootstrap import app
 from handler.domain.policy import load_policy
+from handler.entrypoints import worker
 from tests.conftest import Stack, sqs_event
 
 POLICY = """

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from handler import worker
-from handler.__main__ import main
+from handler.entrypoints import worker
+from handler.tools.cli import main
 from tests.conftest import Stack, load_event, sqs_event
 from tests.servers import moto_env
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from handler import app, webhook, worker
-from handler.__main__ import main
+from handler.bootstrap import app
+from handler.entrypoints import webhook, worker
+from handler.tools.cli import main
 from tests.conftest import BIZ_ID, Stack, load_event, sqs_event
 
 ROOM = "ranked-eu-1042"

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TRACE_HEADER = "Root=1-6742b5a0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
 CHILD = """
 import json, sys
-from handler import webhook
-from handler.local import LocalContext
+from handler.entrypoints import webhook
+from handler.tools.local import LocalContext
 result = webhook.handler(json.load(sys.stdin), LocalContext("webhook"))
 print("RESULT " + json.dumps(result))
 """

@@ -11,7 +11,7 @@ import io
 import json
 from typing import Any
 
-from handler import worker
+from handler.entrypoints import worker
 from tests.conftest import Stack, load_event, sqs_event
 
 HELD = 0.5  # seconds each StartRecord answer is held

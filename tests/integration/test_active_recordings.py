@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from handler.adapters.active_recordings import SqliteActiveRecordings, build_active_recordings
-from handler.config import ConfigError, Settings
+from handler.bootstrap.config import ConfigError, Settings
 from handler.domain.policy import InMemoryActiveRecordings
 
 

@@ -12,7 +12,7 @@ from handler.domain.ledger import DecidedOn, LedgerEntry
 from handler.domain.ledger_rules import after_outcome, following, starting
 from handler.domain.outcome import Outcome, OutcomeStatus
 from handler.domain.policy import Policy, parse_policy
-from handler.lifecycle.follow import FollowPlanner
+from handler.service_layer.lifecycle.follow import FollowPlanner
 from tests.unit.policy_helpers import BIZ, room
 
 

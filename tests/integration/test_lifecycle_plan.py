@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from handler.adapters.ledgers import build_ledger
-from handler.config import ConfigError, Settings
+from handler.bootstrap.config import ConfigError, Settings
 from handler.domain.commands import Check, Renew
 from handler.domain.decision import Decision, RecordPlan
 from handler.domain.ledger import GME_TASK_CAP_SECONDS, Ledger
 from handler.domain.ledger_rules import after_outcome, starting
 from handler.domain.outcome import Outcome, OutcomeStatus
 from handler.domain.schedule import parse_schedules
-from handler.lifecycle.plan import Planner
-from handler.lifecycle.settings import LifecycleSettings
+from handler.service_layer.lifecycle.plan import Planner
+from handler.service_layer.lifecycle.settings import LifecycleSettings
 
 BIZ = 1400000000
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -106,7 +106,7 @@ def test_every_ended_session_is_planned_in_one_tick_however_many_pages(tmp_path:
     """More ended windows than one ledger page (ENDING_PAGE): the planner pages on while a page
     brings new ones, and a second tick finds nothing left to end."""
     from handler.domain.commands import EndWindow
-    from handler.lifecycle.plan import ENDING_PAGE
+    from handler.service_layer.lifecycle.plan import ENDING_PAGE
 
     count = ENDING_PAGE + 120
     started = NOW.timestamp() - 7200

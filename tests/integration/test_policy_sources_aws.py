@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from handler import app
 from handler.adapters.policy_source import PolicyProvider, SsmSource
+from handler.bootstrap import app
 from tests.servers import moto_env
 from tests.unit.policy_helpers import room
 

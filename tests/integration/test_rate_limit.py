@@ -91,8 +91,8 @@ def test_four_processes_stay_under_the_limit(store_url: str) -> None:
 def _worker_process(bodies: list[dict[str, Any]], batch_size: int) -> list[dict[str, Any]]:
     """One worker process: the real ``process_batch`` over its share of the rooms, configured
     from the environment it inherited (as a Lambda instance is)."""
-    from handler import worker
-    from handler.local import LocalContext
+    from handler.entrypoints import worker
+    from handler.tools.local import LocalContext
 
     report: list[dict[str, Any]] = []
     for at in range(0, len(bodies), batch_size):

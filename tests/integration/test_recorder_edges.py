@@ -17,7 +17,7 @@ from handler.adapters.stores import build_persistence_layer
 from handler.domain.decision import Decision, RecordPlan
 from handler.domain.gme import GmeError
 from handler.domain.outcome import OutcomeStatus, StartCommand
-from handler.recorder import KEY_PREFIX, Recorder
+from handler.service_layer.recorder import KEY_PREFIX, Recorder
 from tests.conftest import BIZ_ID
 from tests.integration.idempotency import FakeLambdaContext
 

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
-from handler import app, webhook
 from handler.adapters import secrets
+from handler.bootstrap import app
 from handler.domain.signatures import sign_standard_webhook, standard_webhook_key
-from handler.local import http_event
+from handler.entrypoints import webhook
+from handler.tools.local import http_event
 from tests.conftest import Stack, load_event
 from tests.servers import moto_env
 

@@ -42,7 +42,7 @@ MODULES: dict[str, list[str]] = {
         "tests/e2e/test_lifecycle.py",
         "tests/e2e/test_lifecycle_tick.py",
     ],
-    "handler/recorder.py": [
+    "handler/service_layer/recorder.py": [
         "tests/integration/test_recorder_edges.py",
         "tests/e2e/test_entrypoints.py",
         "tests/e2e/test_gme_faults.py",
@@ -79,7 +79,7 @@ MODULES: dict[str, list[str]] = {
         "tests/e2e/test_lifecycle_commands.py",
         "tests/e2e/test_lifecycle_queue.py",
     ],
-    "handler/lifecycle/plan.py": [
+    "handler/service_layer/lifecycle/plan.py": [
         "tests/integration/test_lifecycle_plan.py",
         "tests/integration/test_follow_plan.py",
         "tests/e2e/test_lifecycle_queue.py",

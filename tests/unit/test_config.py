@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from handler.config import ConfigError, Settings
+from handler.bootstrap.config import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 WHSEC = "whsec_" + base64.b64encode(b"webhook-key-one").decode()

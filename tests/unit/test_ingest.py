@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from handler.config import Settings
+from handler.bootstrap.config import Settings
 from handler.domain.events import EventKind, EventSource, InboundFormat, RoomEvent
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.signatures import sign_standard_webhook, sign_trtc, standard_webhook_key
-from handler.ingest import Rejected, Route, ingest
+from handler.ingress.ingest import Rejected, Route, ingest
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -400,14 +400,14 @@ def test_gme_callback_huge_timestamp_is_rejected_not_crashing(settings: Settings
     ],
 )
 def test_keys_that_leave_a_cross_app_replay_open_are_named(value: str, replayable: bool) -> None:
-    from handler.ingest import trtc_keys_shared_across_apps
+    from handler.ingress.ingest import trtc_keys_shared_across_apps
 
     settings = Settings.from_env({"TRTC_CALLBACK_KEY": value, "TRTC_SDK_APP_ID": "1400000009"})
     assert trtc_keys_shared_across_apps(settings) is replayable
 
 
 def test_a_bare_key_for_two_named_apps_is_named() -> None:
-    from handler.ingest import trtc_keys_shared_across_apps
+    from handler.ingress.ingest import trtc_keys_shared_across_apps
 
     settings = Settings.from_env({"TRTC_CALLBACK_KEY": "key-a", "TRTC_SDK_APP_ID": "1,2"})
     assert trtc_keys_shared_across_apps(settings)

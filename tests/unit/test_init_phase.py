@@ -12,7 +12,11 @@ import pytest
 
 from tests.conftest import ROOT
 
-ENTRIES = ["handler.webhook", "handler.worker", "handler.scheduler"]
+ENTRIES = [
+    "handler.entrypoints.webhook",
+    "handler.entrypoints.worker",
+    "handler.entrypoints.scheduler",
+]
 
 PROBE = """
 import gc, json, sys
@@ -46,10 +50,10 @@ def test_import_collects_nothing_then_collects_normally(module: str) -> None:
 
 
 def test_a_collector_turned_off_beforehand_stays_off() -> None:
-    seen = _probe("handler.webhook", prelude="gc.disable()")
+    seen = _probe("handler.entrypoints.webhook", prelude="gc.disable()")
     assert seen["enabled"] is False
 
 
 def test_two_entries_in_one_process_leave_the_collector_on() -> None:
-    seen = _probe("handler.worker", prelude="import handler.webhook")
+    seen = _probe("handler.entrypoints.worker", prelude="import handler.entrypoints.webhook")
     assert seen["enabled"] is True

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handler import app
 from handler.adapters.gme_client import TencentGme
 from handler.adapters.ratelimited_gme import RateLimitedGme
-from handler.config import ConfigError, Settings
+from handler.bootstrap import app
+from handler.bootstrap.config import ConfigError, Settings
 from handler.domain.ratelimit import (
     Pace,
     credential_tag,
@@ -18,7 +18,7 @@ from handler.domain.ratelimit import (
     reserve,
     reserve_each,
 )
-from handler.local import LocalContext
+from handler.tools.local import LocalContext
 from tests.conftest import Stack
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handler.domain.policy import parse_policy_text
-from handler.policy_cases import load_cases, run_cases
+from handler.tools.policy_cases import load_cases, run_cases
 
 POLICY = parse_policy_text(
     """

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from handler import app
 from handler.adapters.policy_source import (
     AppConfigSource,
     FileSource,
@@ -16,7 +15,8 @@ from handler.adapters.policy_source import (
     SsmSource,
     source_from_setting,
 )
-from handler.config import ConfigError, Settings
+from handler.bootstrap import app
+from handler.bootstrap.config import ConfigError, Settings
 from handler.domain.policy import PolicyError
 from tests.unit.policy_helpers import room
 

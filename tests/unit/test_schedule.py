@@ -93,7 +93,7 @@ def test_load_from_file_and_none(tmp_path: Path) -> None:
 
 
 def test_check_schedules_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from handler.__main__ import main
+    from handler.tools.cli import main
 
     example = Path(__file__).resolve().parents[2] / "policies" / "schedules.example.yaml"
     assert main(["check-schedules", str(example)]) == 0

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from handler import app, webhook
-from handler.local import http_event
+from handler.bootstrap import app
+from handler.entrypoints import webhook
+from handler.tools.local import http_event
 from tests.conftest import GME_KEY, Stack
 from tests.servers import moto_env
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from handler import contract
 from handler.domain.signatures import sign_standard_webhook, sign_trtc, standard_webhook_key
-from handler.local import http_event
+from handler.tools import contract
+from handler.tools.local import http_event
 from tests.conftest import BIZ_ID, GME_KEY, TRTC_KEY, WEBHOOK_SECRET, load_event
 
 DOC: dict[str, Any] = json.loads(contract.OPENAPI_FILE.read_text())

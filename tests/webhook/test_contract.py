@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from handler import contract
 from handler.domain.inbound import InvalidEvent, parse_json, parse_room_event_v1
-from handler.webhook import api
+from handler.entrypoints.webhook import api
+from handler.tools import contract
 from tests.conftest import EVENTS, ROOT
 
 V1_SAMPLES = sorted(
@@ -23,7 +23,9 @@ INVALID = sorted((EVENTS / "invalid").iterdir())
 
 def test_committed_docs_are_what_the_code_generates() -> None:
     for path, text in contract.generated().items():
-        assert path.read_text() == text, f"{path.name} is stale: run python -m handler.contract"
+        assert path.read_text() == text, (
+            f"{path.name} is stale: run python -m handler.tools.contract"
+        )
 
 
 def test_every_served_route_is_documented_and_nothing_else() -> None:

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from handler import app, webhook
-from handler.local import LocalContext, _Handler
+from handler.bootstrap import app
+from handler.entrypoints import webhook
+from handler.tools.local import LocalContext, _Handler
 from tests.conftest import BIZ_ID, TRTC_KEY, Stack
 from tests.webhook.conftest import Queue
 from tests.webhook.hostile import Case, Generator, documented_statuses

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handler import worker
 from handler.domain.events import EventSource, RoomEvent
 from handler.domain.inbound import parse_json, parse_message
 from handler.domain.policy import load_policy
-from handler.ingest import Rejected, Route, ingest
-from handler.local import LocalContext
+from handler.entrypoints import worker
+from handler.ingress.ingest import Rejected, Route, ingest
+from handler.tools.local import LocalContext
 from tests.conftest import ROOT, Stack, load_event, sqs_event
 from tests.webhook.conftest import call
 from tests.webhook.test_properties import SETTINGS, signed_headers

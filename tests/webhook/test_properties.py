@@ -14,14 +14,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handler import webhook
-from handler.config import Settings
+from handler.bootstrap.config import Settings
 from handler.domain import safejson
 from handler.domain.events import RoomEvent
 from handler.domain.inbound import IgnoredEvent
 from handler.domain.signatures import sign_standard_webhook, sign_trtc, standard_webhook_key
-from handler.ingest import Rejected, Route, ingest
-from handler.local import LocalContext, http_event
+from handler.entrypoints import webhook
+from handler.ingress.ingest import Rejected, Route, ingest
+from handler.tools.local import LocalContext, http_event
 from tests.conftest import BIZ_ID, GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event
 from tests.webhook.hostile import documented_statuses, gme_signature
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from handler import app
+from handler.bootstrap import app
 from tests.conftest import Stack, load_event
 from tests.servers import free_port
 from tests.webhook.conftest import Queue, as_base64, call, gme_request

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from handler import app
+from handler.bootstrap import app
 from handler.domain.signatures import sign_trtc
-from handler.local import http_event
+from handler.tools.local import http_event
 from tests.conftest import BIZ_ID, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event
 from tests.webhook.conftest import as_base64, call, gme_request
 

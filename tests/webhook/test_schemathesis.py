@@ -31,10 +31,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from handler import contract
 from handler.domain.signatures import sign_standard_webhook, sign_trtc, standard_webhook_key
-from handler.ingest import Route
-from handler.local import LOCAL_CALLBACK_KEY, LOCAL_TRTC_APP_ID, LOCAL_WEBHOOK_SECRET
+from handler.ingress.ingest import Route
+from handler.tools import contract
+from handler.tools.local import LOCAL_CALLBACK_KEY, LOCAL_TRTC_APP_ID, LOCAL_WEBHOOK_SECRET
 from tests.e2e.test_local_run import _env, local_runner
 from tests.webhook.hostile import gme_signature
 

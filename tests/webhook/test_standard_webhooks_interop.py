@@ -16,15 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from handler.__main__ import signed_request
-from handler.config import Settings
+from handler.bootstrap.config import Settings
 from handler.domain.events import RoomEvent
 from handler.domain.signatures import (
     sign_standard_webhook,
     standard_webhook_key,
     verify_standard_webhook,
 )
-from handler.ingest import Route, ingest
+from handler.ingress.ingest import Route, ingest
+from handler.tools.cli import signed_request
 
 PADDED = "whsec_" + base64.b64encode(b"interop-key-20-bytes").decode()  # ends with "="
 UNPADDED = PADDED.rstrip("=")
