@@ -141,3 +141,29 @@ def test_a_window_that_outlives_the_cap_is_renewed(tmp_path: Path) -> None:
     ledger = ledger_with(tmp_path, 3, oldest, ends_after=GME_TASK_CAP_SECONDS + 600)
     plan = planner(ledger, SWEEP_MIN_AGE_SECONDS="999999")
     assert [c.room_id for c in plan.renewals(NOW.timestamp())] == ["room-0", "room-1", "room-2"]
+
+
+def test_a_window_is_planned_again_only_after_a_retryable_failure(tmp_path: Path) -> None:
+    """Known windows are left to the sweep and their end, except one whose start failed
+    retryably: that one is planned again; a permanent refusal is not."""
+    from handler.domain.commands import StartWindow
+    from handler.domain.ledger_rules import start_retry_later
+
+    doc = {
+        "version": 1,
+        "schedules": [
+            {"name": f"w{i}", "biz_id": BIZ, "room_id": f"win-{i}", "start": "0 * * * *",
+             "duration": "1h", "timezone": "UTC"}
+            for i in range(3)
+        ],
+    }  # fmt: skip
+    ledger = build_ledger(f"sqlite:///{tmp_path}/ledger.db", 30 * 86400)
+    plan = Planner(ledger, lambda: parse_schedules(doc), LifecycleSettings.from_env({}))
+    first = [c for c in plan.windows(NOW, claim=True) if isinstance(c, StartWindow)]
+    assert [c.room_id for c in first] == ["win-0", "win-1", "win-2"]
+    assert list(plan.windows(NOW, claim=True)) == []  # all known now
+    retry, final = (BIZ, "win-0", first[0].session), (BIZ, "win-1", first[1].session)
+    ledger.update(*retry, start_retry_later("InternalError", "boom", NOW.timestamp()))
+    refused = Outcome(status=OutcomeStatus.FAILED, error_code="InvalidParameter", reason="no")
+    ledger.update(*final, after_outcome(refused, NOW.timestamp()))
+    assert [c.room_id for c in plan.windows(NOW, claim=False)] == ["win-0"]
