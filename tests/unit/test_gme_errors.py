@@ -131,3 +131,12 @@ def test_record_stream_status_in_words(status: int | None, text: str) -> None:
     """GME's RecordStatus values of DescribeRecordInfo (research/gme-api.md, 1.5)."""
     stream = RecordStream(user_id="0", file_name=None, begin_time=None, status=status)
     assert stream.status_text() == text
+
+
+def test_throttled_answers_are_every_request_limit_code_and_only_those() -> None:
+    from handler.domain.gme import is_throttled
+
+    for code in ("RequestLimitExceeded", "RequestLimitExceeded.UinLimitExceeded"):
+        assert is_throttled(code) is True
+    for code in ("LimitExceeded", "LimitExceeded.TaskQuota", "InternalError", ""):
+        assert is_throttled(code) is False
