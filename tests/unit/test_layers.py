@@ -1,7 +1,8 @@
 """The layout's import rules (issue 16), read from the source: each folder of `handler/` may
 import only what its `__init__` docstring says, and no two files import each other round a
-cycle. Imports are parsed, not run, so a lazy import inside a function counts like any other;
-only imports under `if TYPE_CHECKING:` (never executed) are left out of the cycle check."""
+cycle. Imports are parsed, not run, so a lazy import inside a function counts like any other,
+and so does one under `if TYPE_CHECKING:`: never executed, it still ties the two files together
+for a reader and a type checker."""
 
 from __future__ import annotations
 
@@ -133,10 +134,10 @@ def violations(root: Path) -> list[str]:
 
 def cycles(root: Path) -> list[list[str]]:
     """Import cycles among the files (strongly connected components of more than one module,
-    or a module importing itself), counting every import that can run."""
+    or a module importing itself), counting every import, typing-only ones too."""
     mods = modules(root)
     graph = {
-        name: sorted({t for t, runs in imports(name, path, set(mods)) if runs and t in mods})
+        name: sorted({t for t, _runs in imports(name, path, set(mods)) if t in mods})
         for name, path in mods.items()
     }
     # A package's __init__ runs before its submodules; an edge to it is not a cycle partner

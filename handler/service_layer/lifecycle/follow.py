@@ -30,7 +30,7 @@ from handler.domain.ledger_rules import closing, follow_refused, following
 from handler.domain.policy import Policy
 
 if TYPE_CHECKING:
-    from handler.service_layer.lifecycle.steps import LifecycleSteps
+    from handler.service_layer.lifecycle.context import StepContext
 
 #: Entries read per ledger page, at most (and never more than the tick's budget left).
 FOLLOW_PAGE = 100
@@ -93,7 +93,7 @@ class FollowPlanner:
                 return
 
 
-def follow(steps: LifecycleSteps, cmd: Follow, policy: Policy) -> tuple[str, str | None]:
+def follow(steps: StepContext, cmd: Follow, policy: Policy) -> tuple[str, str | None]:
     """Carry out one `session.follow` unit (stale: no GME call, nothing changed)."""
     entry = steps.ledger.get(*cmd.key)
     if entry is None or entry.task_id != cmd.task_id or policy.version != cmd.policy_version:

@@ -35,7 +35,7 @@ from handler.domain.outcome import Outcome, OutcomeStatus
 from handler.domain.retry import RetryLater
 
 if TYPE_CHECKING:
-    from handler.service_layer.lifecycle.steps import LifecycleSteps
+    from handler.service_layer.lifecycle.context import StepContext
 
 #: Results of a check that looked at GME (the tick report's `swept` counts these).
 NOT_SWEPT = frozenset({"sweep_stale", "sweep_retry_wait"})
@@ -47,7 +47,7 @@ def throttled(exc: Exception) -> bool:
     return isinstance(code, str) and (is_throttled(code) or code == NO_TIME_LEFT)
 
 
-def check(steps: LifecycleSteps, cmd: Check) -> tuple[str, str | None]:
+def check(steps: StepContext, cmd: Check) -> tuple[str, str | None]:
     entry = steps.ledger.get(*cmd.key)
     if entry is None or entry.checked_at != cmd.checked_at or not sweepable(entry):
         return "sweep_stale", None  # checked (or changed state) since it was planned
@@ -66,12 +66,12 @@ def check(steps: LifecycleSteps, cmd: Check) -> tuple[str, str | None]:
     return "sweep_errors", None
 
 
-def _note_error(steps: LifecycleSteps, entry: LedgerEntry, now: float, exc: Exception) -> None:
+def _note_error(steps: StepContext, entry: LedgerEntry, now: float, exc: Exception) -> None:
     logger.warning("sweep step failed", extra={"session": entry.session, "error": str(exc)})
     steps.ledger.update(*entry.key, checked(now, f"error: {exc}"))
 
 
-def _check(steps: LifecycleSteps, entry: LedgerEntry, now: float) -> str:
+def _check(steps: StepContext, entry: LedgerEntry, now: float) -> str:
     ledger, service = steps.ledger, steps.service
     if entry.state is LedgerState.STOPPING:
         service.stop_entry(entry, "sweep: finishing an interrupted stop", now)
