@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,25 +66,3 @@ def policy_limits(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         app.reset()
 
     return use
-
-
-@pytest.fixture(autouse=True)
-def _log_setup_restored() -> Iterator[None]:
-    """A command run in-process (`handler.tools.cli.main`) switches the shared logger to the
-    short local format on stderr and turns EMF off in the environment; the tests after it read
-    the deployed JSON lines and metrics."""
-    from handler.tools import locallog
-
-    environment = dict(os.environ)
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    formatter, level, stream = handler.formatter, handler.level, handler.stream
-    state = dict(locallog._state)
-    yield
-    handler.setFormatter(formatter)
-    handler.setLevel(level)
-    handler.setStream(stream)
-    locallog._state.clear()
-    locallog._state.update(state)
-    os.environ.clear()
-    os.environ.update(environment)
