@@ -45,6 +45,8 @@ class Enqueuer:
             config=self.config,
             key_prefix=KEY_PREFIX,
         )(self._publish)
+        # Now, not on first use: see the recorder (a half-configured layer fails a racing call).
+        store.configure(self.config, key_prefix=KEY_PREFIX)
 
     def register_context(self, context: Any) -> None:
         """A crash mid-enqueue then frees the key when the invocation's time runs out."""

@@ -62,6 +62,10 @@ class Recorder:
             key_prefix=KEY_PREFIX,
             output_serializer=PydanticSerializer(Outcome),
         )(self._ensure_recording)
+        # Now, while one thread builds it: Powertools configures a layer on first use and marks
+        # it configured before compiling the key, so the first calls of a batch, side by side,
+        # would find it half done (no key expression, the record failed).
+        store.configure(self.config, key_prefix=KEY_PREFIX)
 
     def register_context(self, context: Any) -> None:
         """Ties the in-progress lock to the Lambda's remaining time, so a crash frees it."""
@@ -79,7 +83,6 @@ class Recorder:
             IdempotencyItemNotFoundError,
         )
 
-        self._store.configure(self.config, key_prefix=KEY_PREFIX)
         data = {"biz_id": biz_id, "room_id": room_id, "session": session}
         try:
             record = self._store.get_record(data)
