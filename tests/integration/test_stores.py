@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from handler.adapters.buckets import build_slot_store
+from handler.adapters.buckets import KEY_PREFIX, build_slot_store
 from handler.adapters.stores import build_persistence_layer
 from handler.domain.ratelimit import Pace
 from tests.integration.idempotency import EVENT, Crash, make_start
@@ -207,3 +207,35 @@ def test_rate_slots_are_spaced_across_threads(store_url: str) -> None:
     assert slots.reserve("DescribeTaskInfo#1", max_wait=0.5) is None
     second = slots.reserve("DescribeTaskInfo#1", max_wait=3)
     assert second == pytest.approx(first + 2.0, abs=1e-5)
+
+
+def test_an_idle_schedule_is_removed_by_the_store_an_hour_after_its_last_slot(
+    store_url: str,
+) -> None:
+    """DynamoDB's TTL and Redis's expiry drop a schedule an hour after its last slot (the
+    documented figure), far beyond the 900 s any slot is reserved ahead, so a live schedule is
+    never reset to an empty one that would allow a new burst."""
+    key = "StartRecord#ttl"
+    before = time.time()
+    assert build_slot_store(store_url, Pace(rate=10, burst=1)).reserve(key, max_wait=1) is not None
+    after = time.time()
+    stored = KEY_PREFIX + key
+    if store_url.startswith("dynamodb://"):
+        import boto3
+
+        table = store_url.removeprefix("dynamodb://")
+        item = boto3.client("dynamodb").get_item(TableName=table, Key={"id": {"S": stored}})
+        expires = int(item["Item"]["expiration"]["N"])
+        assert int(before) + 3600 <= expires <= int(after) + 3600
+    elif store_url.startswith("redis"):
+        import redis
+
+        ttl_ms = redis.Redis.from_url(store_url).pttl(stored)
+        assert 3600_000 - (time.time() - before) * 1000 - 50 <= ttl_ms <= 3600_000
+    else:  # no expiry in the file: its rows are one per action and credential, a few bytes each
+        import sqlite3
+
+        path = store_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute("SELECT id FROM gme_rate").fetchall()
+        assert rows == [(stored,)]

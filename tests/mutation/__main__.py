@@ -94,6 +94,7 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_pacing.py",
         "tests/integration/test_rate_limit.py",
         "tests/integration/test_slot_requests.py",
+        "tests/integration/test_stores.py",  # each family's schedule: SQLite, DynamoDB, Redis
     ],
 }
 
