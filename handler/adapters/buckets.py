@@ -18,7 +18,6 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from handler.adapters.sqlite_files import ThreadConnections
@@ -42,7 +41,6 @@ class SQLiteSlots:
     """Schedules in a table of the SQLite idempotency file (one write transaction per slot)."""
 
     def __init__(self, path: str | os.PathLike[str], pace: Pace) -> None:
-        self.path = Path(path)
         self.pace = pace
         self._files = ThreadConnections(
             path, ("CREATE TABLE IF NOT EXISTS gme_rate (id TEXT PRIMARY KEY, tat REAL NOT NULL)",)
