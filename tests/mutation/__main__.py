@@ -44,6 +44,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "handler/service_layer/recorder.py": [
         "tests/integration/test_recorder_edges.py",
+        "tests/integration/test_first_calls_at_once.py",
         "tests/e2e/test_entrypoints.py",
         "tests/e2e/test_gme_faults.py",
         "tests/e2e/test_replay_dlq.py",
