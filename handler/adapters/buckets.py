@@ -200,7 +200,6 @@ class RedisSlots:
 
     def __init__(self, client: Any, pace: Pace) -> None:
         self.pace = pace
-        self._client = client
         self._script = client.register_script(_LUA_RESERVE)
 
     def reserve(self, key: str, max_wait: float) -> float | None:
