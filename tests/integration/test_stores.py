@@ -8,10 +8,12 @@ session, one run" is checked the same way wherever the records live.
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -233,9 +235,23 @@ def test_an_idle_schedule_is_removed_by_the_store_an_hour_after_its_last_slot(
         ttl_ms = redis.Redis.from_url(store_url).pttl(stored)
         assert 3600_000 - (time.time() - before) * 1000 - 50 <= ttl_ms <= 3600_000
     else:  # no expiry in the file: its rows are one per action and credential, a few bytes each
-        import sqlite3
-
         path = store_url.removeprefix("sqlite:///")
         with sqlite3.connect(path) as conn:
             rows = conn.execute("SELECT id FROM gme_rate").fetchall()
         assert rows == [(stored,)]
+
+
+def test_a_failed_sqlite_reservation_raises_and_leaves_the_file_usable(tmp_path: Path) -> None:
+    """Whatever fails between reading and writing a schedule (here a row no worker wrote, its
+    ``tat`` not a number) reaches the caller as itself, the item fails with its type, and the
+    write lock is given back: the next reservation on the same connection goes through."""
+    path = tmp_path / "idempotency.db"
+    slots = build_slot_store(f"sqlite:///{path}", Pace(rate=10, burst=1))
+    assert slots.reserve("StartRecord#ok", max_wait=1) is not None  # file and table exist
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO gme_rate VALUES (?, 'garbled')", (KEY_PREFIX + "StartRecord#x",))
+    with pytest.raises(TypeError):
+        slots.reserve("StartRecord#x", max_wait=1)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM gme_rate WHERE id = ?", (KEY_PREFIX + "StartRecord#x",))
+    assert slots.reserve("StartRecord#x", max_wait=1) is not None
