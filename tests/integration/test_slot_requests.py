@@ -9,11 +9,14 @@ import multiprocessing
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from handler.adapters.buckets import build_slot_store
+from handler.adapters.buckets import DynamoDBSlots, build_slot_store
 from handler.domain.ratelimit import Pace
 from tests.ddb_counter import DynamoDBCounter
 from tests.servers import create_idempotency_table, moto_env
@@ -121,3 +124,51 @@ def test_processes_at_the_pace_share_one_schedule(counted: Any) -> None:
     # At most one refusal per slot another process took in between: each refusal carries the
     # value to go on from, so no process ever writes twice from one stale value.
     assert requests - slots == counter.refused.total() <= slots * (processes - 1)
+
+
+class SecondWriteFails:
+    """The real client, slow on its first PutItem (so threads queue behind it, to be served by
+    the next write) and refusing the second as DynamoDB refuses a throttled write (moto never
+    throttles)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.exceptions = inner.exceptions
+        self._writes = 0
+
+    def put_item(self, **request: Any) -> Any:
+        self._writes += 1
+        if self._writes == 1:
+            time.sleep(0.2)
+        if self._writes == 2:
+            error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
+            raise ClientError({"Error": error}, "PutItem")
+        return self._inner.put_item(**request)
+
+
+def test_a_failed_write_fails_its_caller_and_the_threads_it_wrote_for_go_again(
+    counted: Any,
+) -> None:
+    """Five threads queue behind a slow write; the next write, for all of them, is refused. The
+    thread that made it gets the store's error (its item fails with that reason, never a
+    made-up "no slot"); the others go again and each gets a slot of its own."""
+    store, _ = counted
+    pace = Pace(50, 1)
+    client = SecondWriteFails(boto3.client("dynamodb"))
+    slots = DynamoDBSlots(store.removeprefix("dynamodb://"), pace, client=client)
+
+    def take() -> float | ClientError | None:
+        try:
+            return slots.reserve(KEY, max_wait=5)
+        except ClientError as exc:
+            return exc
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(take)]
+        time.sleep(0.05)  # the slow write under way (whichever thread makes it, one is)
+        futures += [pool.submit(take) for _ in range(5)]
+    answers = [future.result() for future in futures]
+    errors = [a for a in answers if isinstance(a, ClientError)]
+    starts = sorted(a for a in answers if isinstance(a, float))
+    assert (len(errors), len(starts)) == (1, 5)
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= pace.interval - 1e-5
