@@ -172,3 +172,17 @@ def test_a_failed_write_fails_its_caller_and_the_threads_it_wrote_for_go_again(
     starts = sorted(a for a in answers if isinstance(a, float))
     assert (len(errors), len(starts)) == (1, 5)
     assert min(b - a for a, b in itertools.pairwise(starts)) >= pace.interval - 1e-5
+
+
+def test_a_value_learned_from_a_refusal_is_kept_when_no_slot_fits(counted: Any) -> None:
+    """A refused write shows the stored schedule; when that puts the next slot beyond the wait,
+    nothing is written, but the value is kept: asking again costs no request."""
+    store, counter = counted
+    ours, other = build_slot_store(store, Pace(5, 1)), build_slot_store(store, Pace(5, 1))
+    assert ours.reserve(KEY, max_wait=0) is not None  # seen: its next slot 0.2 s away
+    assert None not in [other.reserve(KEY, max_wait=5) for _ in range(11)]  # 2.2 s on
+    counter.reset()
+    assert ours.reserve(KEY, max_wait=0.5) is None  # refused once, learns: next slot ~2 s away
+    assert (counter.requests(), counter.refused.total()) == (1, 1)
+    assert ours.reserve(KEY, max_wait=0.5) is None
+    assert counter.requests() == 1
