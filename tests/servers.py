@@ -142,14 +142,16 @@ def redis_available() -> bool:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A throwaway redis-server (no persistence, TLS off); yields ``redis://127.0.0.1:PORT/0``."""
+def redis_server(*options: str) -> Iterator[str]:
+    """A throwaway redis-server (no persistence, TLS off, ``options`` appended to its command
+    line); yields ``redis://127.0.0.1:PORT/0``."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not installed; `make test` installs it")
     port = free_port()
+    quiet = ["--save", "", "--appendonly", "no"]
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [exe, "--port", str(port), "--bind", "127.0.0.1", *quiet, *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -157,7 +159,8 @@ def redis_server() -> Iterator[str]:
     def ping() -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            # Up, whether it wants a password (-NOAUTH) or not.
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
 
     try:
         _wait(ping, proc, "redis-server")

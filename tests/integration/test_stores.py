@@ -255,3 +255,22 @@ def test_a_failed_sqlite_reservation_raises_and_leaves_the_file_usable(tmp_path:
     with sqlite3.connect(path) as conn:
         conn.execute("DELETE FROM gme_rate WHERE id = ?", (KEY_PREFIX + "StartRecord#x",))
     assert slots.reserve("StartRecord#x", max_wait=1) is not None
+
+
+def test_slots_on_a_redis_that_asks_for_credentials() -> None:
+    """``redis://:password@`` (the default user's password, as ElastiCache's AUTH token) and
+    ``redis://user:password@`` (an ACL user) both reach the schedule; the URL's credentials
+    are what the slot store's client logs in with."""
+    import redis
+
+    from tests.servers import redis_server
+
+    with redis_server("--requirepass", "pace-test-password") as url:
+        admin = redis.Redis.from_url(url.replace("redis://", "redis://:pace-test-password@"))
+        admin.acl_setuser(
+            "pacer", enabled=True, passwords=["+pacer-pw"], keys=["*"], commands=["+@all"]
+        )
+        for user, login in (("default", ":pace-test-password@"), ("acl", "pacer:pacer-pw@")):
+            slots = build_slot_store(url.replace("redis://", f"redis://{login}"), Pace(10, 1))
+            assert slots.reserve("StartRecord#auth", max_wait=5) is not None, user
+        assert admin.exists(KEY_PREFIX + "StartRecord#auth") == 1
