@@ -32,6 +32,24 @@ from tests.mutation.mutants import Mutant, mutants_of
 ROOT = Path(__file__).resolve().parents[2]
 EQUIVALENT = Path(__file__).with_name("equivalent.txt")
 
+#: The policy's unit tests: the parts of `domain/policy` besides the engine and the matchers
+#: (conditions, time windows, the document's validation, loading, quotas, explanations) are
+#: reached only through them.
+POLICY_TESTS = [
+    "tests/unit/test_policy.py",
+    "tests/unit/test_policy_windows.py",
+    "tests/unit/test_policy_edges.py",
+    "tests/unit/test_policy_validation.py",
+    "tests/unit/test_policy_engine.py",
+    "tests/unit/test_policy_loading.py",
+    "tests/unit/test_policy_quota.py",
+    "tests/unit/test_policy_sampling.py",
+    "tests/unit/test_policy_cases.py",
+    "tests/unit/test_explain.py",
+    "tests/unit/test_max_duration.py",
+    "tests/unit/test_follow.py",
+]
+
 #: Each core module and the tests that exercise it, fastest first (pytest stops at the first
 #: failure, so a mutant the unit tests kill never reaches the slower ones).
 MODULES: dict[str, list[str]] = {
@@ -73,6 +91,13 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_policy_windows.py",
         "tests/unit/test_explain.py",
     ],
+    **dict.fromkeys(
+        [
+            f"handler/domain/policy/{name}.py"
+            for name in ("conditions", "times", "document", "loader", "quota", "explain")
+        ],
+        POLICY_TESTS,
+    ),
     "handler/domain/follow.py": ["tests/unit/test_follow.py", "tests/e2e/test_follow_policy.py"],
     "handler/domain/commands.py": [
         "tests/unit/test_commands.py",
