@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from handler.domain.policy.times import parse_days
 from tests.unit.policy_helpers import one_rule, room, yaml_policy
 
 
@@ -52,6 +53,15 @@ def test_day_range_may_wrap_around_the_week() -> None:
     policy = one_rule(when={"days": "fri-mon"})
     for day, expected in [(23, True), (24, False), (26, False), (27, True), (28, True)]:
         assert policy.decide(room(at=f"2026-11-{day}T12:00:00Z")).record is expected, day
+
+
+def test_days_may_be_written_out_in_full() -> None:
+    """docs/policy.md: `mon`…`sun` or full names, in ranges too; a half-written name is not one."""
+    assert parse_days(["Friday-monday"]) == parse_days(["fri-mon"])
+    assert parse_days(["sunday", "WEDNESDAY"]) == parse_days(["sun", "wed"])
+    for not_a_day in ("mond", "fri-mond", "sundays"):
+        with pytest.raises(ValueError, match="is not a day"):
+            parse_days([not_a_day])
 
 
 def test_the_zone_decides_which_day_it_is() -> None:
