@@ -127,6 +127,8 @@ def test_deciding_twice_is_the_same_decision() -> None:
     [
         ({"timezone": "Mars/Olympus", "days": "mon"}, "unknown timezone 'Mars/Olympus'"),
         ({"timezone": "../../etc/passwd", "days": "mon"}, "unknown timezone"),
+        ({"timezone": "", "days": "mon"}, "unknown timezone '' (use an IANA name"),
+        ({"timezone": " Europe/Berlin", "days": "mon"}, "unknown timezone ' Europe/Berlin'"),
         ({"timezone": "UTC"}, "no time_of_day, days or dates"),
         ({"time_of_day": "18:00-18:00"}, "is empty"),
         ({"time_of_day": "00:00-24:00"}, "whole day"),
