@@ -133,6 +133,8 @@ def test_deciding_twice_is_the_same_decision() -> None:
         ({"time_of_day": "18:00-18:00"}, "is empty"),
         ({"time_of_day": "00:00-24:00"}, "whole day"),
         ({"time_of_day": "25:00-26:00"}, "is not a time of day"),
+        ({"time_of_day": "24:00-02:00"}, "start 24:00 is not a time of day"),
+        ({"time_of_day": "18:60-19:00"}, "start 18:60 is not a time of day"),
         ({"time_of_day": "18:00-24:30"}, "is not a time of day"),
         ({"time_of_day": "6pm-11pm"}, "is not a window like"),
         ({"time_of_day": []}, "could never match"),
