@@ -123,10 +123,7 @@ class DateRange:
 
 
 def _as_date(value: object) -> date:
-    if isinstance(value, datetime):
-        raise ValueError(f"{value!r}: give a date (YYYY-MM-DD), not a date-time")
-    if isinstance(value, date):
-        return value
+    """Text only: the policy document keeps YAML's dates (and date-times) as ISO text."""
     if isinstance(value, str):
         try:
             return date.fromisoformat(value.strip())
