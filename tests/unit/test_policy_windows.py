@@ -39,6 +39,20 @@ def test_explanation_names_the_started_day_for_after_midnight_times() -> None:
     assert "thu (the window started that day) is not in fri" in miss
 
 
+def test_explanation_with_two_windows_open_names_the_first_one_listed() -> None:
+    """At Sat 01:00 both Friday's 22:00-02:00 and Saturday's 00:00-03:00 are open; the miss
+    names the day of the window listed first, whose start it counts from."""
+    policy = one_rule(when={"time_of_day": ["22:00-02:00", "00:00-03:00"], "days": ["mon"]})
+    miss = policy.decide(room(at="2026-11-28T01:00:00Z")).misses[0].why
+    assert "fri (the window started that day) is not in mon" in miss
+
+
+def test_day_aliases_are_the_days_they_name() -> None:
+    assert parse_days(["weekends"]) == parse_days(["sat", "sun"]) == frozenset({5, 6})
+    assert parse_days(["weekdays"]) == parse_days(["mon-fri"]) == frozenset(range(5))
+    assert parse_days(["everyday"]) == parse_days(["mon-sun"]) == frozenset(range(7))
+
+
 def test_several_windows_and_day_ranges() -> None:
     policy = one_rule(
         when={"time_of_day": ["06:00-08:00", "18:00-20:00"], "days": ["mon-wed", "sun"]}
