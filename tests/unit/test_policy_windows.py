@@ -47,6 +47,12 @@ def test_explanation_with_two_windows_open_names_the_first_one_listed() -> None:
     assert "fri (the window started that day) is not in mon" in miss
 
 
+def test_a_window_counts_its_minutes() -> None:
+    policy = one_rule(when={"time_of_day": "18:30-23:45"})  # UTC
+    for at, inside in [("18:29", False), ("18:30", True), ("23:44", True), ("23:45", False)]:
+        assert policy.decide(room(at=f"2026-11-23T{at}:00Z")).record is inside, at
+
+
 def test_day_aliases_are_the_days_they_name() -> None:
     assert parse_days(["weekends"]) == parse_days(["sat", "sun"]) == frozenset({5, 6})
     assert parse_days(["weekdays"]) == parse_days(["mon-fri"]) == frozenset(range(5))
