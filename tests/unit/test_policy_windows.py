@@ -155,6 +155,8 @@ def test_deciding_twice_is_the_same_decision() -> None:
         ({"time_of_day": "25:00-26:00"}, "is not a time of day"),
         ({"time_of_day": "24:00-02:00"}, "start 24:00 is not a time of day"),
         ({"time_of_day": "18:60-19:00"}, "start 18:60 is not a time of day"),
+        ({"time_of_day": "18:00-25:00"}, "end 25:00 is not a time of day"),
+        ({"time_of_day": "18:00-19:60"}, "end 19:60 is not a time of day"),
         ({"time_of_day": "18:00-24:30"}, "is not a time of day"),
         ({"time_of_day": "6pm-11pm"}, "is not a window like"),
         ({"time_of_day": []}, "could never match"),
