@@ -94,3 +94,13 @@ def test_bad_caps_are_refused(value: object, message: str) -> None:
         one_rule(max_concurrent=value)
     assert "rules[0] ('r') field max_concurrent" in str(err.value)
     assert message in str(err.value)
+
+
+def test_in_memory_counts_start_at_the_seed_or_at_zero() -> None:
+    active = InMemoryActiveRecordings({"seeded": 2})
+    assert (active.count("seeded"), active.count("other")) == (2, 0)
+    active.started("other", 1, "room-a")
+    active.started("seeded", 1, "room-b")
+    assert (active.count("seeded"), active.count("other")) == (3, 1)
+    active.stopped(1, "room-a")
+    assert active.count("other") == 0
