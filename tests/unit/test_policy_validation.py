@@ -185,3 +185,14 @@ def test_the_full_example_policy_loads_and_decides_as_its_comments_say() -> None
     monday_early = room(at="2026-11-23T00:30:00Z", **ranked)  # Mon 01:30 Berlin
     assert policy.decide(saturday_early).rule == "ranked-evenings"
     assert policy.decide(monday_early).rule == "ranked-sample"
+
+
+def test_a_rule_lists_at_most_100_room_id_patterns() -> None:
+    """docs/policy.md: a longer list is refused naming the field (a room table belongs in a
+    regex or in the game's own attributes, not in a policy file)."""
+    globs = [f"cup-{i}-*" for i in range(101)]
+    one_rule(when={"room_id": globs[:100]})
+    with pytest.raises(
+        PolicyError, match=r"field when\.room_id: Value should have at most 100 items"
+    ):
+        one_rule(when={"room_id": globs})
