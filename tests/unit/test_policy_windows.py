@@ -164,6 +164,8 @@ def test_deciding_twice_is_the_same_decision() -> None:
         ({"days": ["someday"]}, "is not a day"),
         ({"dates": "2026-12-31..2026-12-01"}, "ends before it starts"),
         ({"dates": "2026-02-30"}, "is not a date"),
+        ({"dates": ["2026-12-01", "2026-02-30"]}, "field when.dates: dates[1]: '2026-02-30' is"),
+        ({"dates": []}, "dates is empty: the rule could never match"),
         # YAML reads `2026-12-24 10:00` as a date-time: a rule's dates are whole days.
         ({"dates": [datetime(2026, 12, 24, 10)]}, "'2026-12-24T10:00:00' is not a date"),
         ({"dates": {"from": "2026-12-01", "until": "2026-12-02"}}, "takes keys from and to"),
