@@ -68,6 +68,16 @@ def test_library_explain_at_another_time_and_under_a_full_quota() -> None:
     assert "note: quota: rule 'ranked-evenings' max_concurrent 2 not enforced" in no_counter.text()
 
 
+def test_a_sampled_match_shows_its_bucket() -> None:
+    """The bucket is what tells an operator why a session was (not) in the sample."""
+    policy = yaml_policy(POLICY)
+    event = room("ranked-eu-1042", mode="ranked", at="2026-11-23T08:00:00Z")
+    result = explain(event, policy)
+    assert result.decision.rule == "ranked-sample"
+    assert result.decision.sample_bucket is not None
+    assert f"sampling bucket {result.decision.sample_bucket} of 10000" in result.text()
+
+
 def test_explaining_and_deciding_agree() -> None:
     policy = yaml_policy(POLICY)
     for i in range(300):
