@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -150,10 +151,24 @@ def _run_tests(tree: Path, tests: list[str], timeout: float, show: bool = False)
     present = [t for t in tests if (tree / t).exists()]
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *present]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HYPOTHESIS_PROFILE": "mutation"}
+    # Its own process group: on a timeout the servers pytest's fixtures started (moto_server,
+    # redis-server, the emulator) go with it instead of running on, orphaned, for the rest of
+    # the run.
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(cmd, cwd=tree, capture_output=True, env=env, timeout=timeout)
+        stdout, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return "timeout"  # counted as killed: the change made a test hang
+    done = subprocess.CompletedProcess(cmd, proc.returncode, stdout)
     if done.returncode == 5:
         raise SystemExit(f"no tests collected from {present}")
     if show and done.returncode != 0:
