@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +43,22 @@ class LocalContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+#: Lambda runs one invocation at a time in an execution environment, and the entry points rely on
+#: it: Powertools' resolver keeps the current event, the logger its keys and Metrics its buffer in
+#: module globals. The local server reads and answers on many threads, so its invocations (the
+#: webhook's and the local scheduler's) take turns here, as one environment's would.
+_one_invocation_at_a_time = threading.Lock()
+
+
+def invoke_locally(
+    entry: Callable[[dict[str, Any], Any], dict[str, Any]], event: dict[str, Any], function: str
+) -> dict[str, Any]:
+    """Run one Lambda entry point on one event, after any invocation already running; its
+    context's clock starts when it runs (time spent waiting for a turn is not its own)."""
+    with _one_invocation_at_a_time:
+        return entry(event, LocalContext(function))
 
 
 def say(line: str) -> None:
@@ -135,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(408, "request_timeout", f"body not received within {self.timeout:g} s")
             return
         event = http_event(self.command, self.path, headers, body)
-        result = webhook.handler(event, LocalContext("webhook"))
+        result = invoke_locally(webhook.handler, event, "webhook")
         self._send(result.get("statusCode", 500), result.get("headers") or {}, result.get("body"))
         self.answered(self.command, self.path, result)
 

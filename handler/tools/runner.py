@@ -30,7 +30,7 @@ from typing import Any
 from handler.bootstrap import app
 from handler.bootstrap.config import ConfigError
 from handler.tools import preflight, stack
-from handler.tools.local import LOCAL_DEFAULTS, LocalContext, _Handler, say
+from handler.tools.local import LOCAL_DEFAULTS, LocalContext, _Handler, invoke_locally, say
 from handler.tools.locallog import answer_line, logs_to_stderr, use_log_format
 
 DEFAULT_STORES = {
@@ -250,8 +250,8 @@ def _start_ticker(seconds: float) -> threading.Event:
         while not stop.wait(seconds):
             now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             try:
-                result = scheduler.handler(
-                    {"time": now, "id": "local-tick"}, LocalContext("scheduler")
+                result = invoke_locally(
+                    scheduler.handler, {"time": now, "id": "local-tick"}, "scheduler"
                 )
             except Exception as exc:  # keep ticking; the line says what failed
                 say(f"  scheduler tick failed: {type(exc).__name__}: {exc}")

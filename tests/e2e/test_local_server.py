@@ -66,8 +66,9 @@ def _together(url: str, rooms: list[str]) -> list[tuple[int, dict[str, object]]]
 
 @pytest.mark.slow
 def test_concurrent_first_requests_build_each_adapter_once(tmp_path: Path) -> None:
-    """8 first requests at once on fresh processes: every adapter is built once, and the pacing
-    deadline stays the current request's, so calls that wait for a slot still get one later.
+    """8 first requests at once on fresh processes: each is answered for its own room, every
+    adapter is built once, and the pacing deadline stays the current request's, so calls that
+    wait for a slot (or for their turn: `invoke_locally`) still get one later.
     GME_TIMEOUT_SECONDS=28 leaves 1.5 s of each 30 s local request for pacing waits: a gateway
     holding an older request's deadline answers NoTimeLeft within seconds instead of ~25 s."""
     for process in range(FRESH_PROCESSES):
@@ -87,8 +88,13 @@ def test_concurrent_first_requests_build_each_adapter_once(tmp_path: Path) -> No
         finally:
             runner.__exit__(None, None, None)
         seen += list(lines.queue)
-        statuses = [(s, b.get("code") or b.get("status")) for s, b in first + later]
-        assert statuses == [(200, "started")] * (2 * SIMULTANEOUS), (process, statuses)
+        rooms = [
+            f"p{process}-{batch}-{i}" for batch in ("first", "later") for i in range(SIMULTANEOUS)
+        ]
+        answers = [
+            (s, b.get("code") or b.get("status"), b.get("room_id")) for s, b in first + later
+        ]
+        assert answers == [(200, "started", room) for room in rooms], process
         built = Counter(json.loads(line)["adapter"] for line in seen if '"adapter built"' in line)
         assert built, seen
         assert set(built.values()) == {1}, (process, built)
