@@ -187,3 +187,26 @@ def test_cli_refuses_a_broken_policy(tmp_path: Path) -> None:
     result = _cli("events/room-created.json", "--policy", str(bad), tmp=tmp_path)
     assert result.returncode == 1
     assert "rules[0] ('x') field sample_percent" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("users", "line"),
+    [
+        (
+            "allow_user_ids: [host-1, host-2]",
+            "plan    record_mode=mixed, record only ['host-1', 'host-2']",
+        ),
+        (
+            "block_user_ids: [observer-bot]",
+            "plan    record_mode=mixed, never record ['observer-bot']",
+        ),
+        ("record_mode: mixed", "plan    record_mode=mixed\n"),
+    ],
+)
+def test_the_plan_line_names_whose_audio_is_recorded(users: str, line: str) -> None:
+    policy = yaml_policy(
+        f"version: 1\nrules:\n  - name: all\n    action: record\n    record_mode: mixed\n"
+        f"    {users}\ndefault: {{action: skip}}\n"
+    )
+    text = explain(room("ranked-1", mode="ranked"), policy).text() + "\n"
+    assert line in text

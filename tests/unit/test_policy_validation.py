@@ -50,6 +50,21 @@ def refused(rule: dict[str, Any], name: str = "r", **doc: Any) -> str:
             "impossible range",
         ),
         (
+            {"action": "record", "when": {"attributes": {"n": {"gt": 5, "lte": 5}}}},
+            "field when.attributes.n",
+            "impossible range",
+        ),
+        (
+            {"action": "record", "when": {"attributes": {"n": {"gte": 5, "lt": 5}}}},
+            "field when.attributes.n",
+            "impossible range",
+        ),
+        (
+            {"action": "record", "when": {"room_id_regex": ""}},
+            "field when.room_id_regex",
+            "empty regular expression",
+        ),
+        (
             {"action": "record", "when": {"room_id": "room-[abc"}},
             "field when.room_id",
             "never closed",
@@ -196,3 +211,9 @@ def test_a_rule_lists_at_most_100_room_id_patterns() -> None:
         PolicyError, match=r"field when\.room_id: Value should have at most 100 items"
     ):
         one_rule(when={"room_id": globs})
+
+
+def test_a_closed_range_of_one_number_is_allowed() -> None:
+    """gte and lte on the same number leave exactly that number: not an impossible range."""
+    policy = one_rule(when={"attributes": {"players": {"gte": 4, "lte": 4}}})
+    assert [policy.decide(room(players=n)).record for n in (3, 4, 5)] == [False, True, False]
