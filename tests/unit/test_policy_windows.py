@@ -168,6 +168,11 @@ def test_deciding_twice_is_the_same_decision() -> None:
         ({"dates": []}, "dates is empty: the rule could never match"),
         # YAML reads `2026-12-24 10:00` as a date-time: a rule's dates are whole days.
         ({"dates": [datetime(2026, 12, 24, 10)]}, "'2026-12-24T10:00:00' is not a date"),
+        # Python reads these as dates too; the documented form is YYYY-MM-DD, nothing looser.
+        ({"dates": "20261224"}, "'20261224' is not a date (YYYY-MM-DD)"),
+        ({"dates": "2026-W52-4"}, "'2026-W52-4' is not a date (YYYY-MM-DD)"),
+        ({"dates": "2026-12-01..20261224"}, "'20261224' is not a date (YYYY-MM-DD)"),
+        ({"dates": {"from": "2026-W01-1"}}, "'2026-W01-1' is not a date (YYYY-MM-DD)"),
         ({"dates": {"from": "2026-12-01", "until": "2026-12-02"}}, "takes keys from and to"),
         # Christmas 2026 is a Friday: a weekend-only rule on it can never match.
         ({"dates": "2026-12-25", "days": "weekends"}, "never coincide"),

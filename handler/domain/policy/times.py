@@ -122,11 +122,15 @@ class DateRange:
         return str(self.first) if self.first == self.last else f"{self.first}..{self.last}"
 
 
+#: The one documented form; Python's own parser also takes `20261224` and `2026-W52-4`.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
 def _as_date(value: object) -> date:
     """Text only: the policy document keeps YAML's dates (and date-times) as ISO text."""
-    if isinstance(value, str):
+    if isinstance(value, str) and _ISO_DATE.fullmatch(text := value.strip()):
         try:
-            return date.fromisoformat(value.strip())
+            return date.fromisoformat(text)
         except ValueError:
             pass
     raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
