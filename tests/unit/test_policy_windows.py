@@ -189,6 +189,23 @@ def test_impossible_or_malformed_time_conditions_are_refused(
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("when", "on"),
+    [
+        ({"dates": "2026-12-24", "days": "thu"}, "2026-12-24"),  # one date, on a listed day
+        ({"dates": "2026-12-21..2026-12-22", "days": "tue"}, "2026-12-22"),  # its last day only
+        ({"dates": "2026-12-21..2027-01-31", "days": "sun"}, "2026-12-27"),  # over a week long
+        ({"dates": {"from": "2026-12-21"}, "days": "sun"}, "2026-12-27"),  # open-ended ranges
+        ({"dates": {"to": "2026-12-21"}, "days": "sat"}, "2026-12-19"),
+        ({"dates": ["2026-12-25", "2026-12-26"], "days": "weekends"}, "2026-12-26"),
+    ],
+)
+def test_days_and_dates_that_meet_are_accepted(when: dict[str, object], on: str) -> None:
+    """The load-time check that days and dates coincide refuses none of these, and each rule
+    records on the day they meet."""
+    assert one_rule(when=when).decide(room(at=f"{on}T12:00:00Z")).record
+
+
 def test_zones_work_without_system_zone_files() -> None:
     """Lambda images may lack /usr/share/zoneinfo: the pinned tzdata package must suffice."""
     import os

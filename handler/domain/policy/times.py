@@ -84,18 +84,14 @@ def parse_days(items: list[str]) -> frozenset[int]:
             days.update(_DAY_ALIASES[key])
             continue
         first, sep, last = key.partition("-")
-        try:
-            a = DAY_NAMES.index(first[:3]) if len(first) >= 3 else -1
-            b = DAY_NAMES.index(last[:3]) if sep and len(last) >= 3 else a
-        except ValueError:
-            a = b = -1
-        if a < 0 or b < 0 or not _is_day_name(first) or (sep and not _is_day_name(last)):
+        if not _is_day_name(first) or (sep and not _is_day_name(last)):
             raise ValueError(
                 f"{item!r} is not a day: use mon..sun, a range like mon-fri, weekdays or weekends"
             )
-        day = a
+        day = DAY_NAMES.index(first[:3])
+        end = DAY_NAMES.index(last[:3]) if sep else day
         days.add(day)
-        while day != b:
+        while day != end:
             day = (day + 1) % 7
             days.add(day)
     if not days:
@@ -205,8 +201,8 @@ class TimeCondition:
         if self.days is None or not self.dates:
             return False
         for r in self.dates:
-            span = (r.last - r.first).days if r.last != date.max and r.first != date.min else 7
-            for offset in range(min(span, 6) + 1):
+            # A week of the range holds every weekday it can (open ends are date.min/max).
+            for offset in range(min((r.last - r.first).days, 6) + 1):
                 if (r.first + timedelta(days=offset)).weekday() in self.days:
                     return False
         return True
