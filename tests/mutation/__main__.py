@@ -37,7 +37,9 @@ EQUIVALENT = Path(__file__).with_name("equivalent.txt")
 #: (conditions, time windows, the document's validation, loading, quotas, explanations) are
 #: reached only through them.
 POLICY_TESTS = [
-    "tests/unit/test_policy.py",
+    "tests/unit/test_policy_deciding.py",
+    "tests/unit/test_policy_refusals.py",
+    "tests/unit/test_policy_documents.py",
     "tests/unit/test_policy_windows.py",
     "tests/unit/test_policy_edges.py",
     "tests/unit/test_policy_validation.py",
@@ -76,7 +78,9 @@ MODULES: dict[str, list[str]] = {
     ],
     "handler/domain/gme.py": ["tests/unit/test_gme_errors.py", "tests/e2e/test_gme_faults.py"],
     "handler/domain/policy/engine.py": [
-        "tests/unit/test_policy.py",
+        "tests/unit/test_policy_deciding.py",
+        "tests/unit/test_policy_refusals.py",
+        "tests/unit/test_policy_documents.py",
         "tests/unit/test_follow.py",
         "tests/unit/test_policy_edges.py",
         "tests/unit/test_policy_engine.py",
@@ -86,7 +90,9 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_explain.py",
     ],
     "handler/domain/policy/matchers.py": [
-        "tests/unit/test_policy.py",
+        "tests/unit/test_policy_deciding.py",
+        "tests/unit/test_policy_refusals.py",
+        "tests/unit/test_policy_documents.py",
         "tests/unit/test_policy_edges.py",
         "tests/unit/test_policy_engine.py",
         "tests/unit/test_policy_windows.py",
