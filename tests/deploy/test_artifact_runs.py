@@ -25,7 +25,7 @@ from emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, GmeEmulator
 from handler.domain.signatures import sign_standard_webhook, standard_webhook_key
 from handler.tools.local import http_event
 from tests.conftest import ROOT, WEBHOOK_SECRET, load_event, sqs_event
-from tests.deploy.test_template import ARTIFACT, lambda_python
+from tests.deploy.helpers import ARTIFACT, lambda_python
 
 SMOKE = ROOT / "build" / "smoke"
 

@@ -25,7 +25,7 @@ from handler.bootstrap import app
 from handler.entrypoints import webhook, worker
 from handler.tools.local import http_event
 from tests.conftest import GME_KEY, TRTC_KEY, WEBHOOK_SECRET, Stack, load_event
-from tests.deploy.test_template import NEEDS_NODE, TEMPLATE, props
+from tests.deploy.helpers import NEEDS_NODE, TEMPLATE, props
 from tests.servers import moto_env
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,6 @@
-"""The deployment as AWS would receive it: the CloudFormation template and the zip that
-`make package` generates offline with osls (and cfn-lint has already passed over).
+"""The deployment as AWS would receive it: the resources of the CloudFormation template that
+`make package` generates offline with osls (and cfn-lint has already passed over): the three
+functions and their triggers, the queues, tables and HTTP API, the alarms and the dashboard.
 
 Skipped, with the reason, only when node/npm are missing; if they are present the template
 must exist and be newer than serverless.yml (run `make package`).
@@ -7,87 +8,16 @@ must exist and be newer than serverless.yml (run `make package`).
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import re
-import shutil
-import subprocess
-import zipfile
-from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from handler.adapters.ledger_table import INDEXES
-from handler.adapters.secrets import is_reference
-from handler.bootstrap.config import SECRET_VARIABLES
+from tests.deploy.helpers import FUNCTIONS, NEEDS_NODE, ROOT, SERVICE, props, resources
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / ".serverless" / "cloudformation-template-update-stack.json"
-ARTIFACT = ROOT / "build" / "gme-autorecord.zip"
-SERVICE = "gme-autorecord-dev"
-FUNCTIONS = {"webhook": "WebhookLambdaFunction", "worker": "WorkerLambdaFunction"}
-FUNCTIONS["scheduler"] = "SchedulerLambdaFunction"
-PYENV_312 = str(Path.home() / ".pyenv" / "versions" / "3.12*" / "bin" / "python3.12")
-#: The only actions that may use Resource "*": X-Ray has no resource-level permissions.
-STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-
-NEEDS_NODE = pytest.mark.skipif(
-    shutil.which("node") is None or shutil.which("npm") is None,
-    reason="node/npm not installed: `make package` could not generate the template to check",
-)
 pytestmark = NEEDS_NODE
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    assert TEMPLATE.exists(), "no generated template: run `make package` (make test does)"
-    assert TEMPLATE.stat().st_mtime >= (ROOT / "serverless.yml").stat().st_mtime, (
-        "template is older than serverless.yml: run `make package`"
-    )
-    doc: dict[str, Any] = json.loads(TEMPLATE.read_text())
-    return doc
-
-
-def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
-
-
-def props(template: dict[str, Any], name: str) -> dict[str, Any]:
-    p: dict[str, Any] = template["Resources"][name]["Properties"]
-    return p
-
-
-def branches(item: Any) -> list[Any]:
-    """A statement list entry, with Fn::If expanded into whichever branches are real."""
-    if isinstance(item, dict) and "Fn::If" in item:
-        _, yes, no = item["Fn::If"]
-        return [b for b in (yes, no) if b != {"Ref": "AWS::NoValue"}]
-    return [item]
-
-
-def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for policy in role["Properties"].get("Policies", []):
-        for item in policy["PolicyDocument"]["Statement"]:
-            out.extend(branches(item))
-    return out
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def role_of(template: dict[str, Any], function: str) -> dict[str, Any]:
-    role_ref = props(template, FUNCTIONS[function])["Role"]["Fn::GetAtt"][0]
-    role: dict[str, Any] = template["Resources"][role_ref]
-    return role
-
-
-def actions_of(template: dict[str, Any], function: str) -> set[str]:
-    return {a for s in statements(role_of(template, function)) for a in as_list(s["Action"])}
 
 
 def test_three_arm64_python312_functions(template: dict[str, Any]) -> None:
@@ -271,153 +201,6 @@ def test_http_api_access_log_has_the_request_and_no_secret(template: dict[str, A
         assert field.split(".")[0] != "identity" or field == "identity.sourceIp", field
 
 
-def test_no_wildcards_in_iam_except_xray(template: dict[str, Any]) -> None:
-    roles = resources(template, "AWS::IAM::Role")
-    assert set(roles) == {"WebhookRole", "WorkerRole", "SchedulerRole"}  # no shared default role
-    for name, role in roles.items():
-        assert role["Properties"].get("ManagedPolicyArns") is None, name
-        for s in statements(role):
-            assert s["Effect"] == "Allow"
-            acts = as_list(s["Action"])
-            assert not any("*" in a for a in acts), (name, acts)
-            for resource in as_list(s["Resource"]):
-                if resource == "*":
-                    assert set(acts) <= STAR_RESOURCE_ACTIONS, (name, acts)
-                    continue
-                text = json.dumps(resource)
-                if "*" in text:  # only "every stream of this function's log group"
-                    assert ":log-group:/aws/lambda/" in text, (name, text)
-                    assert text.count("*") == 1, (name, text)
-                    assert text.endswith(':*"}'), (name, text)
-    for policy in resources(template, "AWS::IAM::Policy").values():
-        pytest.fail(f"unexpected standalone IAM policy: {policy}")
-
-
-def test_each_role_has_only_what_its_function_needs(template: dict[str, Any]) -> None:
-    logs = {"logs:CreateLogStream", "logs:PutLogEvents"}
-    optional = {"kms:Decrypt", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-    idempotency = {
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-    }
-    ledger = {
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:Query",
-        "dynamodb:BatchGetItem",
-        "dynamodb:DeleteItem",  # what moved out of the previous ledger table
-    }
-    notify = {"events:PutEvents"}  # every function can change a recording, so publishes
-    assert actions_of(template, "webhook") - optional == logs | idempotency | ledger | notify | {
-        "sqs:SendMessage",
-        "ssm:GetParameter",
-    }
-    assert actions_of(template, "worker") - optional == logs | idempotency | ledger | notify | {
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:GetQueueAttributes",
-        "ssm:GetParameter",
-    }
-    # The scheduler plans onto the queue: no idempotency table, no GME credentials.
-    # (It also sends again the recording events receivers missed: PutEvents, the webhook key.)
-    assert actions_of(template, "scheduler") - optional == logs | ledger | notify | {
-        "sqs:SendMessage",
-        "ssm:GetParameter",
-    }
-    [send] = [
-        s
-        for s in statements(role_of(template, "scheduler"))
-        if "sqs:SendMessage" in as_list(s["Action"])
-    ]
-    assert send["Resource"] == {"Fn::GetAtt": ["RecordQueue", "Arn"]}  # its own queue only
-    for function in FUNCTIONS:
-        for s in statements(role_of(template, function)):
-            if s["Action"] == [*logs] or set(as_list(s["Action"])) == logs:
-                assert f"/aws/lambda/{SERVICE}-{function}:" in s["Resource"]["Fn::Sub"]
-            if "kms:Decrypt" in as_list(s["Action"]):
-                assert "kms:ViaService" in s["Condition"]["StringEquals"]
-
-
-def test_recording_events_go_to_the_stacks_bus_only(template: dict[str, Any]) -> None:
-    bus = props(template, "RecordingEventBus")
-    assert bus["Name"] == f"{SERVICE}-recordings"
-    for function, key in FUNCTIONS.items():
-        env = props(template, key)["Environment"]["Variables"]
-        assert env["NOTIFY_EVENT_BUS"] == bus["Name"], function
-        assert env["NOTIFY_WEBHOOK_URL"] == ""  # no endpoint unless the param names one
-        grants = [s for s in statements(role_of(template, function)) if "events" in json.dumps(s)]
-        [grant] = [s for s in grants if "events:PutEvents" in as_list(s["Action"])]
-        assert as_list(grant["Action"]) == ["events:PutEvents"], function
-        assert grant["Resource"] == {"Fn::GetAtt": ["RecordingEventBus", "Arn"]}, function
-        others = {a for s in statements(role_of(template, function)) for a in as_list(s["Action"])}
-        assert {a for a in others if a.startswith("events:")} == {"events:PutEvents"}
-
-
-def test_only_the_scheduler_deletes_from_the_ledger_and_only_outbox_items(
-    template: dict[str, Any],
-) -> None:
-    for function in FUNCTIONS:
-        deletes = [
-            s
-            for s in statements(role_of(template, function))
-            if "dynamodb:DeleteItem" in as_list(s["Action"])
-            and "LedgerTableV2" in json.dumps(s["Resource"])
-        ]
-        if function != "scheduler":
-            assert deletes == [], function
-            continue
-        [grant] = deletes
-        assert grant["Resource"] == {"Fn::GetAtt": ["LedgerTableV2", "Arn"]}  # no index
-        from handler.adapters.outbox_dynamodb import PARTITION
-
-        keys = grant["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
-        assert keys == [PARTITION]
-
-
-def test_ssm_grants_match_exactly_the_referenced_parameters(template: dict[str, Any]) -> None:
-    for function, key in FUNCTIONS.items():
-        env = props(template, key)["Environment"]["Variables"]
-        referenced = {
-            v.removeprefix("ssm:")
-            for v in env.values()
-            if isinstance(v, str) and v.startswith("ssm:")
-        }
-        granted = set()
-        for s in statements(role_of(template, function)):
-            if "ssm:GetParameter" in as_list(s["Action"]):
-                for r in as_list(s["Resource"]):
-                    granted.add(re.sub(r"^.*:parameter", "", r["Fn::Sub"]))
-        assert granted == referenced, function
-
-
-def test_secrets_are_references_never_values(template: dict[str, Any]) -> None:
-    for key in FUNCTIONS.values():
-        env = props(template, key)["Environment"]["Variables"]
-        for name, value in env.items():
-            if name in SECRET_VARIABLES:
-                assert isinstance(value, str), name
-                assert is_reference(value), name
-            elif isinstance(value, str):
-                assert not re.search(r"(?i)secret|password|whsec_", value), name
-    assert "whsec_" not in TEMPLATE.read_text()
-
-
-def test_provider_environment_is_plain_strings() -> None:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-        return {"!" + suffix: None}
-
-    Loader.add_multi_constructor("!", tagged)
-    doc = yaml.load((ROOT / "serverless.yml").read_text(), Loader=Loader)  # noqa: S506
-    env = doc["provider"]["environment"]
-    assert all(isinstance(v, str) for v in env.values()), env
-    assert not set(env) & set(SECRET_VARIABLES)  # secrets live on the function that needs them
-
-
 def test_alarms(template: dict[str, Any]) -> None:
     alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
     # One metric an alarm, or several combined by metric math (each MetricStat counts).
@@ -502,75 +285,3 @@ def test_time_to_record_p99_alarm_threshold_is_the_param(template: dict[str, Any
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["AlarmActions"]["Fn::If"][0] == "HasAlarmTopic"
-
-
-def lambda_python() -> str | None:
-    """The Python 3.12 `make` compiled the zip with (LAMBDA_PYTHON), else the first one found."""
-    chosen = os.environ.get("LAMBDA_PYTHON")
-    for candidate in [chosen, shutil.which("python3.12"), *glob.glob(PYENV_312)]:
-        if candidate and subprocess.run([candidate, "-V"], capture_output=True).returncode == 0:
-            return candidate
-    return None
-
-
-@pytest.mark.skipif(lambda_python() is None, reason="no Python 3.12: `make artifact` warned")
-def test_package_carries_python312_bytecode_never_checked_against_sources() -> None:
-    archive = zipfile.ZipFile(ARTIFACT)
-    names = set(archive.namelist())
-    magic = subprocess.run(
-        [str(lambda_python()), "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    # Our own modules keep their sources, each precompiled into __pycache__ ...
-    sources = [n for n in names if n.endswith(".py")]
-    assert sources
-    assert [n for n in sources if not n.startswith("handler/")] == []
-    for source in sources:
-        folder, _, file = source.rpartition("/")
-        assert f"{folder}/__pycache__/{file[:-3]}.cpython-312.pyc" in names, source
-    header = archive.read("handler/entrypoints/__pycache__/webhook.cpython-312.pyc")[:8]
-    assert header[:4].hex() == magic
-    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source never checked
-    # ... the dependencies ship as bytecode alone (build_tools/slim.py), in Lambda's format.
-    for name in ("pydantic/main.pyc", "aws_lambda_powertools/logging/logger.pyc"):
-        assert archive.read(name)[:4].hex() == magic, name
-
-
-#: The default zip's budget, bytecode included (issue 13: was 10.9 MB with Redis and X-Ray).
-MAX_DEFAULT_ZIP = 5_000_000
-
-
-def built_extras() -> list[str]:
-    """The optional parts `make artifact EXTRAS=...` put in the zip (none by default)."""
-    marker = ARTIFACT.with_suffix(".extras")
-    return marker.read_text().split() if marker.exists() else []
-
-
-def test_package_is_small_and_holds_only_runtime_code() -> None:
-    assert ARTIFACT.exists(), "run `make package`"
-    names = zipfile.ZipFile(ARTIFACT).namelist()
-    tops = {n.split("/", 1)[0] for n in names}
-    for forbidden in (
-        "tests", "emulator", "bench", "events", "node_modules", "boto3", "botocore",
-        "s3transfer", "pytest", "_pytest", "mypy", "ruff", "hypothesis", "moto",
-        "cfnlint", "yaml_dev", "build_tools",
-    ):  # fmt: skip
-        assert forbidden not in tops, forbidden
-    assert "handler/entrypoints/webhook.py" in names
-    assert "policies/default.yaml" in names
-    assert "handler/__main__.py" not in names
-    assert not [n for n in names if n.startswith("handler/tools/")]  # the CLI and local stack
-    assert not any(".cpython-311" in n or ".cpython-313" in n for n in names)  # only Lambda's
-    # Native wheels were fetched for Lambda's platform, not for this machine.
-    native = [n for n in names if n.endswith(".so")]
-    assert native
-    assert all("aarch64" in n or "x86_64" not in n for n in native), native
-    assert any(n.startswith("pydantic_core/") and "aarch64" in n for n in native)
-    # Optional parts only when asked for (`make artifact EXTRAS=redis,xray`).
-    extras = built_extras()
-    assert ("redis" in tops) == ("redis" in extras)
-    assert ("aws_xray_sdk" in tops) == ("xray" in extras)
-    if not extras:
-        assert ARTIFACT.stat().st_size <= MAX_DEFAULT_ZIP, ARTIFACT.stat().st_size
