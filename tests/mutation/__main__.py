@@ -33,6 +33,16 @@ from tests.mutation.mutants import Mutant, mutants_of
 ROOT = Path(__file__).resolve().parents[2]
 EQUIVALENT = Path(__file__).with_name("equivalent.txt")
 
+#: What a tick plans and a worker runs, end to end (the steps, the sweep, the tick's paging).
+LIFECYCLE_TESTS = [
+    "tests/e2e/test_lifecycle_commands.py",
+    "tests/e2e/test_lifecycle.py",
+    "tests/e2e/test_lifecycle_renewal.py",
+    "tests/e2e/test_lifecycle_tick.py",
+    "tests/e2e/test_max_duration.py",
+    "tests/e2e/test_lifecycle_scale.py",
+    "tests/e2e/test_lifecycle_queue.py",
+]
 #: The policy's unit tests: the parts of `domain/policy` besides the engine and the matchers
 #: (conditions, time windows, the document's validation, loading, quotas, explanations) are
 #: reached only through them.
@@ -118,6 +128,10 @@ MODULES: dict[str, list[str]] = {
         "tests/e2e/test_lifecycle_queue.py",
         "tests/e2e/test_lifecycle_tick.py",
     ],
+    **dict.fromkeys(
+        [f"handler/service_layer/lifecycle/{name}.py" for name in ("steps", "sweep", "tick")],
+        LIFECYCLE_TESTS,
+    ),
     "handler/domain/ratelimit.py": ["tests/unit/test_pacing.py"],
     "handler/adapters/ratelimited_gme.py": [
         "tests/unit/test_pacing.py",
