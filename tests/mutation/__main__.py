@@ -40,6 +40,7 @@ LIFECYCLE_TESTS = [
     "tests/e2e/test_lifecycle_renewal.py",
     "tests/e2e/test_lifecycle_tick.py",
     "tests/e2e/test_max_duration.py",
+    "tests/e2e/test_follow_policy.py",
     "tests/e2e/test_lifecycle_scale.py",
     "tests/e2e/test_lifecycle_queue.py",
 ]
