@@ -125,6 +125,44 @@ def test_a_renewal_of_a_closed_session_does_nothing(stack: Stack) -> None:
     assert running(stack) == []
 
 
+def test_commands_for_a_session_the_ledger_never_saw_are_stale(stack: Stack) -> None:
+    """A renewal or a window's end that outlived its session's entry (a purged ledger, a
+    command from another deployment) changes nothing and calls GME for nothing."""
+    nobody = {"biz_id": BIZ_ID, "room_id": "no-such-room", "session": "gone", "at": time.time()}
+    renew = Renew(**nobody, generation=0, task_id="1234")
+    end = EndWindow(**nobody)
+    assert results(deliver(stack, renew, end)) == ["renew_stale", "window_end_stale"]
+    assert stack.emulator.calls() == []
+
+
+def test_a_renewal_of_a_task_the_session_no_longer_runs_is_stale(stack: Stack) -> None:
+    """Same generation, another task (the command was planned for a task since replaced): the
+    running task is left alone, nothing is stopped or started."""
+    send(stack, created())
+    before = entry()
+    calls = len(stack.emulator.calls())
+    stale = renew_of(before, time.time()).model_copy(update={"task_id": "1234"})
+    assert results(deliver(stack, stale)) == ["renew_stale"]
+    assert len(stack.emulator.calls()) == calls
+    assert (entry().generation, entry().task_id) == (0, before.task_id)
+
+
+def test_a_renewal_after_the_stored_answer_expired_still_moves_a_generation_on(
+    stack: Stack,
+) -> None:
+    """With IDEMPOTENCY_EXPIRY_SECONDS shorter than a day, the session's stored answer is gone
+    when its renewal comes: the new task is still started under the next generation's key."""
+    import sqlite3
+
+    send(stack, created())
+    with sqlite3.connect(stack.store_path) as db:  # what expiry and purging leave
+        db.execute("DELETE FROM idempotency")
+    assert results(deliver(stack, renew_of(entry(), time.time()))) == ["renewed"]
+    after = entry()
+    assert (after.state, after.generation) == (LedgerState.RECORDING, 1)
+    assert [str(t.task_id) for t in running(stack)] == [after.task_id]
+
+
 def test_a_check_planned_before_the_last_check_is_stale(stack: Stack) -> None:
     send(stack, created())
     e = entry()

@@ -61,7 +61,7 @@ class LifecycleSteps:
         recorder: Callable[[], Recorder],
         ledger: Ledger,
         settings: LifecycleSettings,
-        policy: Callable[[], Policy] | None = None,
+        policy: Callable[[], Policy],
     ) -> None:
         self.service = service
         self._recorder = recorder  # a factory: built on the first step that calls GME
@@ -138,8 +138,6 @@ class LifecycleSteps:
         (`handler.service_layer.lifecycle.follow`)."""
         from handler.service_layer.lifecycle.follow import follow
 
-        if self._policy is None:
-            return "follow_stale", cmd.task_id
         return follow(self, cmd, self._policy())
 
     # ---------------------------------------------------------------- renewal
