@@ -179,6 +179,28 @@ def test_a_check_planned_before_the_last_check_is_stale(stack: Stack) -> None:
     assert len(stack.emulator.calls("DescribeTaskInfo")) == describes
 
 
+def test_a_check_finding_the_stored_task_gone_starts_the_next_generation_at_once(
+    stack: Stack,
+) -> None:
+    """The start's answer was stored but its ledger write lost (a crash in between) and that task
+    has ended since: the stored answer is stale, so the check starts a task under the next
+    generation's key at once, instead of recording a task that no longer runs."""
+    send(stack, created())
+    old = entry()
+    app.recorder().stop_task(BIZ_ID, old.task_id)  # the task ends; the ledger never hears of it
+    app.ledger().update(
+        *old.key, lambda e: e.changed(time.time(), state=LedgerState.STARTING, task_id=None)
+    )
+    check = Check(
+        biz_id=BIZ_ID, room_id=ROOM, session=old.session, at=time.time() + 600,
+        checked_at=entry().checked_at,
+    )  # fmt: skip
+    assert results(deliver(stack, check)) == ["sweep_restarted"]
+    after = entry()
+    assert (after.state, after.generation) == (LedgerState.RECORDING, 1)
+    assert [str(t.task_id) for t in running(stack)] == [after.task_id] != [old.task_id]
+
+
 def test_a_window_end_stops_its_task_once(stack: Stack) -> None:
     deliver(stack, start_window())
     end = EndWindow(biz_id=BIZ_ID, room_id="scheduled-room", session=WINDOW, at=time.time())
