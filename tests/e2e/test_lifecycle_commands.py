@@ -79,6 +79,22 @@ def test_a_window_start_delivered_three_times_makes_one_task(stack: Stack) -> No
     )
 
 
+def test_a_window_start_after_its_session_closed_or_failed_for_good_is_stale(stack: Stack) -> None:
+    """A late delivery of a window's start: a session that already ended, or whose start GME
+    refused for good, is left as it is (no GME call, the stored answer not replayed)."""
+    command = start_window()
+    deliver(stack, command)
+    deliver(
+        stack, EndWindow(biz_id=BIZ_ID, room_id=command.room_id, session=WINDOW, at=time.time())
+    )
+    refused = start_window("refused-room")
+    stack.emulator.fail_next("StartRecord", "InvalidParameter.RoomId")
+    assert results(deliver(stack, refused)) == ["window_failed"]
+    calls = len(stack.emulator.calls())
+    assert results(deliver(stack, command, refused)) == ["window_stale", "window_stale"]
+    assert len(stack.emulator.calls()) == calls
+
+
 def test_a_window_start_racing_a_room_event_of_the_room_keeps_one_task(stack: Stack) -> None:
     task_id = send(stack, created(room="scheduled-room"))["task_id"]
     assert results(deliver(stack, start_window())) == ["window_adopted"]  # one task per room
@@ -111,6 +127,19 @@ def test_a_renewal_cut_after_its_stop_is_finished_by_the_next_delivery(stack: St
     assert results(deliver(stack, command)) == ["renewed"]  # SQS delivers it again
     assert (entry().state, entry().generation) == (LedgerState.RECORDING, 1)
     assert len(running(stack)) == 1
+
+
+def test_a_renewal_whose_new_start_gme_refuses_for_good_leaves_the_session_failed(
+    stack: Stack,
+) -> None:
+    send(stack, created())
+    stack.emulator.fail_next("StartRecord", "InvalidParameter.RoomId")
+    # Reported as what happened (the old task stopped, no new one), never as "renewed".
+    assert results(deliver(stack, renew_of(entry(), time.time()))) == ["renew_failed"]
+    after = entry()
+    assert (after.state, after.retryable) == (LedgerState.FAILED, False)
+    assert after.last_error.startswith("InvalidParameter.RoomId")
+    assert running(stack) == []
 
 
 def test_a_renewal_of_a_closed_session_does_nothing(stack: Stack) -> None:

@@ -161,7 +161,9 @@ class LifecycleSteps:
         elif not (entry.generation == cmd.generation + 1 and _startable(entry)):
             return "renew_stale", entry.task_id  # renewed (or restarted) already
         outcome = self.start_next(entry, cmd.at, "renew", "renewed before GME's 24-hour cap")
-        return "renewed", outcome.task_id
+        if outcome.status in (OutcomeStatus.STARTED, OutcomeStatus.ADOPTED):
+            return "renewed", outcome.task_id
+        return f"renew_{outcome.status.value}", None  # the old task is stopped; no new one
 
     # ------------------------------------------------------------ new tasks
 
