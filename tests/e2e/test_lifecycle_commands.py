@@ -142,6 +142,30 @@ def test_a_renewal_whose_new_start_gme_refuses_for_good_leaves_the_session_faile
     assert running(stack) == []
 
 
+def test_a_renewal_of_a_session_no_longer_recording_is_stale(stack: Stack) -> None:
+    """Its task and generation still match, but the entry moved on since the renewal was
+    planned (here: a stop in flight): nothing is stopped or started."""
+    send(stack, created())
+    command = renew_of(entry(), time.time())
+    app.ledger().update(*entry().key, lambda e: e.changed(time.time(), state=LedgerState.STOPPING))
+    calls = len(stack.emulator.calls())
+    assert results(deliver(stack, command)) == ["renew_stale"]
+    assert len(stack.emulator.calls()) == calls
+
+
+def test_a_step_gme_fails_is_retried_by_the_queue(stack: Stack) -> None:
+    """A GME error inside a step fails the command's message with a retry reason, so SQS
+    delivers it again; the entry keeps what is still to do."""
+    deliver(stack, start_window())
+    stack.emulator.fail_next("StopRecord", "InternalError")
+    end = EndWindow(biz_id=BIZ_ID, room_id="scheduled-room", session=WINDOW, at=time.time())
+    [failed] = deliver(stack, end)
+    assert not failed["ok"]
+    assert failed["reason"].startswith("retry: InternalError")
+    assert results(deliver(stack, end)) == ["windows_ended"]
+    assert running(stack, "scheduled-room") == []
+
+
 def test_a_renewal_of_a_closed_session_does_nothing(stack: Stack) -> None:
     from tests.e2e.test_lifecycle import closed
 
