@@ -166,6 +166,32 @@ def test_a_step_gme_fails_is_retried_by_the_queue(stack: Stack) -> None:
     assert running(stack, "scheduled-room") == []
 
 
+def test_a_close_arriving_between_a_renewals_stop_and_start_ends_the_session(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The room closes while the renewal is between its two GME calls: the session ends there,
+    and no new task is started for a closed room."""
+    from tests.e2e.test_lifecycle import closed
+
+    send(stack, created())
+    recorder = app.recorder()
+    stop = recorder.stop_task
+    closes = [closed()]
+
+    def stop_then_close(biz_id: int, task_id: str) -> bool:
+        stopped = stop(biz_id, task_id)
+        if closes:
+            send(stack, closes.pop())
+        return stopped
+
+    monkeypatch.setattr(recorder, "stop_task", stop_then_close)
+    starts = stack.starts()
+    assert results(deliver(stack, renew_of(entry(), time.time()))) == ["renew_stale"]
+    assert stack.starts() == starts
+    assert running(stack) == []
+    assert (entry().state, entry().closed) == (LedgerState.STOPPED, True)
+
+
 def test_a_renewal_of_a_closed_session_does_nothing(stack: Stack) -> None:
     from tests.e2e.test_lifecycle import closed
 
