@@ -124,6 +124,9 @@ def test_a_renewal_cut_after_its_stop_is_finished_by_the_next_delivery(stack: St
     assert not failed["ok"]
     assert failed["reason"].startswith("retry: InternalError")
     assert running(stack) == []  # the old task is stopped, the new one not started yet
+    between = entry()  # the ledger says why, and that a retry may still succeed
+    assert (between.state, between.retryable) == (LedgerState.FAILED, True)
+    assert between.last_error.startswith("InternalError")
     assert results(deliver(stack, command)) == ["renewed"]  # SQS delivers it again
     assert (entry().state, entry().generation) == (LedgerState.RECORDING, 1)
     assert len(running(stack)) == 1
@@ -188,6 +191,29 @@ def test_a_close_arriving_between_a_renewals_stop_and_start_ends_the_session(
     starts = stack.starts()
     assert results(deliver(stack, renew_of(entry(), time.time()))) == ["renew_stale"]
     assert stack.starts() == starts
+    assert running(stack) == []
+    assert (entry().state, entry().closed) == (LedgerState.STOPPED, True)
+
+
+def test_a_close_arriving_while_a_renewal_starts_the_next_task_stops_that_task(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.e2e.test_lifecycle import closed
+
+    send(stack, created())
+    command = renew_of(entry(), time.time())
+    recorder = app.recorder()
+    ensure = recorder.ensure
+    closes = [closed()]
+
+    def ensure_then_close(start: Any) -> Any:
+        outcome = ensure(start)
+        if closes and start.session != entry().session:  # the renewal's start, not the close's
+            send(stack, closes.pop())
+        return outcome
+
+    monkeypatch.setattr(recorder, "ensure", ensure_then_close)
+    deliver(stack, command)
     assert running(stack) == []
     assert (entry().state, entry().closed) == (LedgerState.STOPPED, True)
 
