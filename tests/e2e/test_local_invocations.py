@@ -8,8 +8,6 @@ the invocations themselves still take turns there, so no request is answered wit
 
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +18,8 @@ import pytest
 from handler.entrypoints import webhook
 from handler.ingress.ingest import Route
 from handler.tools.local import _Handler
-from handler.tools.sending import signed_request
-from tests.conftest import ROOT, Stack
+from tests.conftest import Stack
+from tests.e2e.test_local_server import _together
 
 AT_ONCE = 6
 
@@ -35,19 +33,6 @@ def local_server(stack: Stack) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _post_room(port: int, room: str) -> tuple[int, dict[str, object]]:
-    doc = json.loads((ROOT / "events" / "room-created.json").read_text())
-    doc.update(id=f"evt-{room}", room_id=room, session=f"s-{room}")
-    route, body, headers = signed_request(json.dumps(doc).encode())
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("POST", route, body, headers)
-        answer = conn.getresponse()
-        return answer.status, json.loads(answer.read())
-    finally:
-        conn.close()
 
 
 def test_requests_at_once_each_get_the_answer_to_their_own_event(
@@ -65,18 +50,7 @@ def test_requests_at_once_each_get_the_answer_to_their_own_event(
 
     monkeypatch.setattr(webhook, "_accept", slow_route)
     rooms = [f"at-once-{i}" for i in range(AT_ONCE)]
-    gate = threading.Barrier(AT_ONCE)
-    answers: dict[str, tuple[int, dict[str, object]]] = {}
-
-    def send(room: str) -> None:
-        gate.wait()
-        answers[room] = _post_room(local_server, room)
-
-    threads = [threading.Thread(target=send, args=(room,)) for room in rooms]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    answers = dict(zip(rooms, _together(f"http://127.0.0.1:{local_server}", rooms), strict=True))
     assert {room: (status, body.get("room_id")) for room, (status, body) in answers.items()} == {
         room: (200, room) for room in rooms
     }
