@@ -306,6 +306,25 @@ def test_a_check_finding_the_stored_task_gone_starts_the_next_generation_at_once
     assert [str(t.task_id) for t in running(stack)] == [after.task_id] != [old.task_id]
 
 
+def test_a_check_gme_has_no_room_for_comes_back_without_an_error_noted(stack: Stack) -> None:
+    """Throttled until the invocation's time ran out: nothing is wrong with the session, so the
+    check's message is retried by the queue and the entry is not marked as checked or failed."""
+    from handler.tools.local import LocalContext
+
+    send(stack, created())
+    before = entry()
+    check = Check(
+        biz_id=BIZ_ID, room_id=ROOM, session=before.session, at=time.time() + 600,
+        checked_at=before.checked_at,
+    )  # fmt: skip
+    stack.emulator.fail_next("DescribeTaskInfo", "RequestLimitExceeded", count=100)
+    _, [report] = worker.process_batch(sqs_event(check.body()), LocalContext("worker", 1500))
+    assert not report["ok"]
+    assert report["reason"].startswith("retry: "), report["reason"]
+    after = entry()
+    assert (after.checked_at, after.last_error) == (before.checked_at, before.last_error)
+
+
 def test_a_window_end_stops_its_task_once(stack: Stack) -> None:
     deliver(stack, start_window())
     end = EndWindow(biz_id=BIZ_ID, room_id="scheduled-room", session=WINDOW, at=time.time())
