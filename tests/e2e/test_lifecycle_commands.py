@@ -325,6 +325,21 @@ def test_a_check_gme_has_no_room_for_comes_back_without_an_error_noted(stack: St
     assert (after.checked_at, after.last_error) == (before.checked_at, before.last_error)
 
 
+def test_a_check_gme_refuses_is_noted_and_moves_to_the_back_of_the_sweep(stack: Stack) -> None:
+    send(stack, created())
+    before = entry()
+    at = time.time() + 600
+    check = Check(
+        biz_id=BIZ_ID, room_id=ROOM, session=before.session, at=at, checked_at=before.checked_at
+    )
+    stack.emulator.fail_next("DescribeTaskInfo", "InternalError")
+    assert results(deliver(stack, check)) == ["sweep_errors"]
+    after = entry()
+    assert after.checked_at == at
+    assert after.history[-1].detail.startswith("error: ")
+    assert "InternalError" in after.history[-1].detail
+
+
 def test_a_window_end_stops_its_task_once(stack: Stack) -> None:
     deliver(stack, start_window())
     end = EndWindow(biz_id=BIZ_ID, room_id="scheduled-room", session=WINDOW, at=time.time())
