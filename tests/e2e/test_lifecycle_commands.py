@@ -340,6 +340,38 @@ def test_a_check_gme_refuses_is_noted_and_moves_to_the_back_of_the_sweep(stack: 
     assert "InternalError" in after.history[-1].detail
 
 
+def check_of(e: Any, at: float) -> Check:
+    return Check(biz_id=e.biz_id, room_id=e.room_id, session=e.session, at=at,
+                 checked_at=e.checked_at)  # fmt: skip
+
+
+def test_a_check_of_a_session_that_just_failed_waits_for_the_queue(stack: Stack) -> None:
+    """A start that failed retryably is still being retried by its queue: the sweep leaves it
+    for SWEEP_RETRY_AFTER_SECONDS and only moves it to the back of the line."""
+    send(stack, created())
+    now = time.time()
+    app.ledger().update(
+        *entry().key,
+        lambda e: e.changed(now, state=LedgerState.FAILED, retryable=True, failed_at=now),
+    )
+    calls = len(stack.emulator.calls())
+    assert results(deliver(stack, check_of(entry(), now + 60))) == ["sweep_retry_wait"]
+    assert entry().checked_at == now + 60
+    assert len(stack.emulator.calls()) == calls
+
+
+def test_a_check_finishes_an_interrupted_stop(stack: Stack) -> None:
+    """The room closed but its StopRecord never got through: the sweep stops the task."""
+    send(stack, created())
+    now = time.time()
+    app.ledger().update(
+        *entry().key, lambda e: e.changed(now, state=LedgerState.STOPPING, closed_at=now)
+    )
+    assert results(deliver(stack, check_of(entry(), now + 60))) == ["sweep_stopped"]
+    assert running(stack) == []
+    assert entry().state is LedgerState.STOPPED
+
+
 def test_a_window_end_stops_its_task_once(stack: Stack) -> None:
     deliver(stack, start_window())
     end = EndWindow(biz_id=BIZ_ID, room_id="scheduled-room", session=WINDOW, at=time.time())
