@@ -372,6 +372,54 @@ def test_a_check_finishes_an_interrupted_stop(stack: Stack) -> None:
     assert entry().state is LedgerState.STOPPED
 
 
+def test_a_check_adopts_the_task_gme_runs_for_a_session_the_ledger_lost_track_of(
+    stack: Stack,
+) -> None:
+    send(stack, created())
+    task_id = entry().task_id
+    now = time.time()
+    app.ledger().update(
+        *entry().key, lambda e: e.changed(now, state=LedgerState.STARTING, task_id=None)
+    )
+    assert results(deliver(stack, check_of(entry(), now + 60))) == ["sweep_adopted"]
+    after = entry()
+    assert (after.state, after.task_id, after.checked_at) == (
+        LedgerState.RECORDING,
+        task_id,
+        now + 60,
+    )
+
+
+def test_a_check_of_a_room_busy_with_another_sessions_task_leaves_both(stack: Stack) -> None:
+    """GME allows one task per room: while an older session of the room still records, a newer
+    one waits; the check says so and starts nothing."""
+    from handler.domain.ledger_rules import starting
+
+    send(stack, created())
+    now = time.time()
+    decision = Decision(record=True, rule="r", reason="test", policy_version="v", plan=RecordPlan())
+    app.ledger().update(BIZ_ID, ROOM, "next", starting(BIZ_ID, ROOM, "next", decision, now))
+    newer = entry(session="next")
+    starts = stack.starts()
+    assert results(deliver(stack, check_of(newer, now + 60))) == ["sweep_busy"]
+    assert stack.starts() == starts
+    after = entry(session="next")
+    assert (after.state, after.checked_at) == (LedgerState.STARTING, now + 60)
+    assert after.history[-1].detail == "room busy with another session's task"
+
+
+def test_a_check_restarts_a_vanished_task_and_says_it_vanished(stack: Stack) -> None:
+    send(stack, created())
+    old = entry()
+    app.recorder().stop_task(BIZ_ID, old.task_id)  # GME ended it; nobody told the ledger
+    assert results(deliver(stack, check_of(old, time.time() + 60))) == ["sweep_restarted"]
+    after = entry()
+    assert (after.state, after.generation) == (LedgerState.RECORDING, 1)
+    assert [str(t.task_id) for t in running(stack)] == [after.task_id]
+    lost = [h for h in after.history if h.what == "task lost"]
+    assert [h.detail for h in lost] == ["sweep: task vanished from GME"]
+
+
 def test_a_window_end_stops_its_task_once(stack: Stack) -> None:
     deliver(stack, start_window())
     end = EndWindow(biz_id=BIZ_ID, room_id="scheduled-room", session=WINDOW, at=time.time())
