@@ -408,9 +408,19 @@ def test_a_check_of_a_room_busy_with_another_sessions_task_leaves_both(stack: St
     assert after.history[-1].detail == "room busy with another session's task"
 
 
-def test_a_check_restarts_a_vanished_task_and_says_it_vanished(stack: Stack) -> None:
+@pytest.mark.parametrize("stored_answer", ["kept", "expired"])
+def test_a_check_restarts_a_vanished_task_and_says_it_vanished(
+    stack: Stack, stored_answer: str
+) -> None:
+    """Restarted under the next generation's key, whether or not the first start's stored
+    answer is still there (IDEMPOTENCY_EXPIRY_SECONDS may be shorter than the task lived)."""
+    import sqlite3
+
     send(stack, created())
     old = entry()
+    if stored_answer == "expired":
+        with sqlite3.connect(stack.store_path) as db:
+            db.execute("DELETE FROM idempotency")
     app.recorder().stop_task(BIZ_ID, old.task_id)  # GME ended it; nobody told the ledger
     assert results(deliver(stack, check_of(old, time.time() + 60))) == ["sweep_restarted"]
     after = entry()
