@@ -206,3 +206,34 @@ def test_a_start_that_failed_retryably_is_retried_by_the_sweep_after_the_queue(
     assert report["sweep_restarted"] == 1, report
     assert entry().state is LedgerState.RECORDING
     assert len(running(stack)) == 1
+
+
+def test_a_tick_purges_ended_sessions_past_the_ledgers_ttl_and_counts_them(stack: Stack) -> None:
+    """What DynamoDB's TTL does deployed, the tick does for the embedded ledger: an ended
+    session is kept LEDGER_TTL_SECONDS (30 days), then deleted, and the tick says how many."""
+    send(stack, created())
+    send(stack, closed())
+    assert tick(stack, time.time() + 3600).get("purged") == 0
+    assert tick(stack, time.time() + 31 * 86400)["purged"] == 1
+    assert entry() is None
+
+
+def test_the_tick_keeps_ten_seconds_of_its_invocation_for_the_unit_in_flight() -> None:
+    """The deadline: TICK_DEADLINE_SECONDS from now, but never later than 10 s before the
+    invocation ends (the unit running then and the last SendMessageBatch need that time)."""
+    from handler.service_layer.lifecycle.settings import LifecycleSettings
+    from handler.service_layer.lifecycle.tick import Lifecycle
+    from handler.tools.local import LocalContext
+
+    lifecycle = Lifecycle(
+        None,  # type: ignore[arg-type]  # the deadline reads only the settings and the clock
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        LifecycleSettings(tick_deadline_seconds=40),
+        None,
+        clock=lambda: 1000.0,
+    )
+    assert lifecycle.deadline() == 1040.0
+    assert lifecycle.deadline(LocalContext("scheduler", 60_000)) == 1040.0
+    assert 1014.9 <= lifecycle.deadline(LocalContext("scheduler", 25_000)) <= 1015.0
+    assert lifecycle.deadline(LocalContext("scheduler", 5_000)) == 1000.0
