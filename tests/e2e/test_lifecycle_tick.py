@@ -29,6 +29,7 @@ def test_a_25_hour_room_is_renewed_once_without_gap_or_overlap(
     stack.emulator.advance(23 * HOUR + 50 * 60)  # ticks every 5 minutes; renewal 15 min ahead
     report = tick(stack, t0 + 23 * HOUR + 50 * 60)
     assert report["renewed"] == 1
+    assert (report["sweep_ok"], report["swept"]) == (1, 1)  # the renewal is not a sweep check
     stack.emulator.advance(70 * 60)  # 25 h after the start
     report = tick(stack, t0 + 25 * HOUR)
     assert report.get("renewed", 0) == 0
