@@ -238,3 +238,19 @@ def test_the_tick_keeps_ten_seconds_of_its_invocation_for_the_unit_in_flight() -
     assert lifecycle.deadline(LocalContext("scheduler", 60_000)) == 1040.0
     assert 1014.9 <= lifecycle.deadline(LocalContext("scheduler", 25_000)) <= 1015.0
     assert lifecycle.deadline(LocalContext("scheduler", 5_000)) == 1000.0
+
+
+def test_an_in_process_tick_runs_every_due_unit_and_counts_a_failed_one(
+    stack: Stack, policy_limits: Any
+) -> None:
+    """Without a queue the tick runs its units itself: one failing (GME refuses a renewal's
+    stop) is counted and logged, and the units after it still run."""
+    policy_limits(**{"ranked-mixed": "none"})
+    t0 = time.time()
+    for session in ("a", "b", "c"):
+        send(stack, created(session=session, room=f"room-{session}"))
+    stack.emulator.advance(23 * HOUR + 50 * 60)
+    stack.emulator.fail_next("StopRecord", "InternalError")  # the first renewal's stop
+    report = tick(stack, t0 + 23 * HOUR + 50 * 60)
+    assert (report["renew_errors"], report["renewed"]) == (1, 2), report
+    assert report["swept"] == 3, report
