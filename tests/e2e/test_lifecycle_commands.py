@@ -430,6 +430,37 @@ def test_a_check_restarts_a_vanished_task_and_says_it_vanished(
     assert [h.detail for h in lost] == ["sweep: task vanished from GME"]
 
 
+def test_a_check_racing_a_start_in_flight_is_noted_and_starts_nothing(stack: Stack) -> None:
+    """Another delivery holds the session's start (its in-progress lock): the check says so on
+    the entry and leaves the start to it."""
+    import hashlib
+    import sqlite3
+
+    from handler.service_layer.recorder import KEY_PREFIX
+
+    send(stack, created())
+    task_id = entry().task_id
+    app.recorder().stop_task(BIZ_ID, task_id)
+    now = time.time()
+    app.ledger().update(
+        *entry().key, lambda e: e.changed(now, state=LedgerState.STARTING, task_id=None)
+    )
+    e = entry()
+    digest = hashlib.md5(json.dumps([BIZ_ID, ROOM, e.session]).encode()).hexdigest()  # noqa: S324
+    with sqlite3.connect(stack.store_path) as db:  # a start in flight elsewhere
+        db.execute(
+            "UPDATE idempotency SET status = 'INPROGRESS', expiration = ?,"
+            " in_progress_expiration = ? WHERE id = ?",
+            (int(now) + 3600, int((now + 600) * 1000), f"{KEY_PREFIX}#{digest}"),
+        )
+    starts = stack.starts()
+    assert results(deliver(stack, check_of(e, now + 60))) == ["sweep_errors"]
+    assert stack.starts() == starts
+    after = entry()
+    assert after.checked_at == now + 60
+    assert after.history[-1].detail.startswith("error: ")
+
+
 def test_a_window_end_stops_its_task_once(stack: Stack) -> None:
     deliver(stack, start_window())
     end = EndWindow(biz_id=BIZ_ID, room_id="scheduled-room", session=WINDOW, at=time.time())
