@@ -36,6 +36,7 @@ EQUIVALENT = Path(__file__).with_name("equivalent.txt")
 #: What a tick plans and a worker runs, end to end (the steps, the sweep, the tick's paging).
 LIFECYCLE_TESTS = [
     "tests/e2e/test_lifecycle_commands.py",
+    "tests/e2e/test_lifecycle_checks.py",
     "tests/e2e/test_lifecycle.py",
     "tests/e2e/test_lifecycle_renewal.py",
     "tests/e2e/test_lifecycle_tick.py",
