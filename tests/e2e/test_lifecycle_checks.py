@@ -212,3 +212,31 @@ def test_a_check_racing_a_start_in_flight_is_noted_and_starts_nothing(stack: Sta
     after = entry()
     assert after.checked_at == now + 60
     assert after.history[-1].detail.startswith("error: ")
+
+
+def test_a_close_arriving_while_a_check_finds_the_task_gone_starts_nothing(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task vanished and, while the check looks, the room closes: the session ends there and
+    no task is started for a closed room."""
+    from tests.e2e.test_lifecycle import closed
+
+    send(stack, created())
+    old = entry()
+    app.recorder().stop_task(BIZ_ID, old.task_id)  # GME ended it; nobody told the ledger
+    recorder = app.recorder()
+    look = recorder.running_task
+    closes = [closed()]
+
+    def look_then_close(biz_id: int, room_id: str) -> Any:
+        task = look(biz_id, room_id)
+        if closes:
+            send(stack, closes.pop())
+        return task
+
+    monkeypatch.setattr(recorder, "running_task", look_then_close)
+    starts = stack.starts()
+    assert results(deliver(stack, check_of(old, time.time() + 60))) == ["sweep_closed"]
+    assert stack.starts() == starts
+    assert running(stack) == []
+    assert (entry().state, entry().closed) == (LedgerState.STOPPED, True)
