@@ -148,6 +148,23 @@ def stack(
     app.reset()
 
 
+@pytest.fixture
+def local_server(stack: Stack) -> Iterator[int]:
+    """The local HTTP server (`make run`'s) on a free port, in this process, on `stack`."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from handler.tools.local import _Handler
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # ---------------------------------------------------------------- real backing services
 
 

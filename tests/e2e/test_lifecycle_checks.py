@@ -18,7 +18,7 @@ from handler.domain.ledger import LedgerState
 from handler.entrypoints import worker
 from tests.conftest import BIZ_ID, Stack, sqs_event
 from tests.e2e.test_lifecycle import ROOM, created, entry, running, send
-from tests.e2e.test_lifecycle_commands import deliver, results
+from tests.e2e.test_lifecycle_commands import close_the_room_after, deliver, results
 
 
 def test_a_check_planned_before_the_last_check_is_stale(stack: Stack) -> None:
@@ -219,22 +219,10 @@ def test_a_close_arriving_while_a_check_finds_the_task_gone_starts_nothing(
 ) -> None:
     """The task vanished and, while the check looks, the room closes: the session ends there and
     no task is started for a closed room."""
-    from tests.e2e.test_lifecycle import closed
-
     send(stack, created())
     old = entry()
     app.recorder().stop_task(BIZ_ID, old.task_id)  # GME ended it; nobody told the ledger
-    recorder = app.recorder()
-    look = recorder.running_task
-    closes = [closed()]
-
-    def look_then_close(biz_id: int, room_id: str) -> Any:
-        task = look(biz_id, room_id)
-        if closes:
-            send(stack, closes.pop())
-        return task
-
-    monkeypatch.setattr(recorder, "running_task", look_then_close)
+    close_the_room_after(stack, monkeypatch, "running_task")
     starts = stack.starts()
     assert results(deliver(stack, check_of(old, time.time() + 60))) == ["sweep_closed"]
     assert stack.starts() == starts

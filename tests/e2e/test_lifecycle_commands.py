@@ -63,6 +63,24 @@ def renew_of(e: Any, at: float) -> Renew:
     )
 
 
+def close_the_room_after(stack: Stack, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """The room's close arrives once, right after the recorder's `method` first returns: a close
+    racing whatever step called it."""
+    from tests.e2e.test_lifecycle import closed
+
+    recorder = app.recorder()
+    real = getattr(recorder, method)
+    closes = [closed()]
+
+    def then_close(*args: Any) -> Any:
+        answer = real(*args)
+        if closes:
+            send(stack, closes.pop())
+        return answer
+
+    monkeypatch.setattr(recorder, method, then_close)
+
+
 def test_a_window_start_delivered_three_times_makes_one_task(stack: Stack) -> None:
     command = start_window()
     first = deliver(stack, command)
@@ -174,20 +192,8 @@ def test_a_close_arriving_between_a_renewals_stop_and_start_ends_the_session(
 ) -> None:
     """The room closes while the renewal is between its two GME calls: the session ends there,
     and no new task is started for a closed room."""
-    from tests.e2e.test_lifecycle import closed
-
     send(stack, created())
-    recorder = app.recorder()
-    stop = recorder.stop_task
-    closes = [closed()]
-
-    def stop_then_close(biz_id: int, task_id: str) -> bool:
-        stopped = stop(biz_id, task_id)
-        if closes:
-            send(stack, closes.pop())
-        return stopped
-
-    monkeypatch.setattr(recorder, "stop_task", stop_then_close)
+    close_the_room_after(stack, monkeypatch, "stop_task")
     starts = stack.starts()
     assert results(deliver(stack, renew_of(entry(), time.time()))) == ["renew_stale"]
     assert stack.starts() == starts
@@ -198,21 +204,9 @@ def test_a_close_arriving_between_a_renewals_stop_and_start_ends_the_session(
 def test_a_close_arriving_while_a_renewal_starts_the_next_task_stops_that_task(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.e2e.test_lifecycle import closed
-
     send(stack, created())
     command = renew_of(entry(), time.time())
-    recorder = app.recorder()
-    ensure = recorder.ensure
-    closes = [closed()]
-
-    def ensure_then_close(start: Any) -> Any:
-        outcome = ensure(start)
-        if closes and start.session != entry().session:  # the renewal's start, not the close's
-            send(stack, closes.pop())
-        return outcome
-
-    monkeypatch.setattr(recorder, "ensure", ensure_then_close)
+    close_the_room_after(stack, monkeypatch, "ensure")  # the renewal's start: its only ensure
     deliver(stack, command)
     assert running(stack) == []
     assert (entry().state, entry().closed) == (LedgerState.STOPPED, True)

@@ -8,31 +8,16 @@ the invocations themselves still take turns there, so no request is answered wit
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 
 import pytest
 
 from handler.entrypoints import webhook
 from handler.ingress.ingest import Route
-from handler.tools.local import _Handler
 from tests.conftest import Stack
 from tests.e2e.test_local_server import _together
 
 AT_ONCE = 6
-
-
-@pytest.fixture
-def local_server(stack: Stack) -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_requests_at_once_each_get_the_answer_to_their_own_event(

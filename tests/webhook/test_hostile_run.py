@@ -9,17 +9,15 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from handler.bootstrap import app
 from handler.entrypoints import webhook
-from handler.tools.local import LocalContext, _Handler
+from handler.tools.local import LocalContext
 from tests.conftest import BIZ_ID, TRTC_KEY, Stack
 from tests.webhook.conftest import Queue
 from tests.webhook.hostile import Case, Generator, documented_statuses
@@ -94,20 +92,6 @@ def test_generated_requests_with_the_trtc_key_bound_to_its_app(
     )
     assert codes["bad_signature"] > 0
     assert stack.emulator.calls() == []
-
-
-@pytest.fixture
-def local_server(stack: Stack) -> Iterator[int]:
-    from http.server import ThreadingHTTPServer
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_generated_requests_through_the_local_http_server(
