@@ -18,7 +18,13 @@ from handler.domain.ledger import LedgerState
 from handler.entrypoints import worker
 from tests.conftest import BIZ_ID, Stack, sqs_event
 from tests.e2e.test_lifecycle import ROOM, created, entry, running, send
-from tests.e2e.test_lifecycle_commands import close_the_room_after, deliver, results
+from tests.e2e.test_lifecycle_commands import (
+    WINDOW,
+    close_the_room_after,
+    deliver,
+    results,
+    start_window,
+)
 
 
 def test_a_check_planned_before_the_last_check_is_stale(stack: Stack) -> None:
@@ -228,3 +234,29 @@ def test_a_close_arriving_while_a_check_finds_the_task_gone_starts_nothing(
     assert stack.starts() == starts
     assert running(stack) == []
     assert (entry().state, entry().closed) == (LedgerState.STOPPED, True)
+
+
+def test_a_check_of_a_scheduled_room_empty_while_its_window_is_open_waits_and_says_so(
+    stack: Stack,
+) -> None:
+    """GME knows no such room (nobody is in it yet, or any more), but the window is still open
+    and the room may fill up before its end: the check leaves the session open, notes why, and
+    a later check finds the task again."""
+    room = "scheduled-room"
+    assert results(deliver(stack, start_window(room))) == ["window_started"]
+    window = entry(session=WINDOW, room=room)
+    stack.emulator.missing_rooms.add((BIZ_ID, room))  # the room is empty
+    at = time.time() + 60
+    assert results(deliver(stack, check_of(window, at))) == ["sweep_waiting"]
+    after = entry(session=WINDOW, room=room)
+    assert (after.state, after.closed, after.task_id) == (
+        LedgerState.RECORDING,
+        False,
+        window.task_id,
+    )
+    assert after.checked_at == at  # to the back of the sweep's queue
+    assert after.history[-1].detail == "room empty; window still open"
+    assert stack.emulator.calls("StopRecord") == []
+    assert [str(t.task_id) for t in running(stack, room)] == [window.task_id]
+    stack.emulator.missing_rooms.discard((BIZ_ID, room))  # the room fills up
+    assert results(deliver(stack, check_of(after, at + 60))) == ["sweep_ok"]
