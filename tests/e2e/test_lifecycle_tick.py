@@ -257,3 +257,51 @@ def test_an_in_process_tick_runs_every_due_unit_and_counts_a_failed_one(
     report = tick(stack, t0 + 23 * HOUR + 50 * 60)
     assert (report["renew_errors"], report["renewed"]) == (1, 2), report
     assert report["swept"] == 3, report
+
+
+def no_second_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on, a pace of one GME call per action every 100 s: each action's next call gets
+    its slot at once, the one after it finds none within the invocation's time and fails at
+    once with NoTimeLeft (throttled, as a `RequestLimitExceeded` GME kept answering would be)."""
+    monkeypatch.setenv("GME_RATE_LIMIT_PER_SECOND", "0.01")
+    app.reset()
+
+
+def test_an_in_process_tick_ends_its_sweep_at_a_check_gme_has_no_room_for(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A throttled check is nothing wrong with its session: it is counted as throttled, noted
+    nowhere, and the rest of the sweep waits for the next tick instead of meeting the same
+    limit check after check."""
+    for session in ("a", "b", "c"):
+        send(stack, created(session=session, room=f"room-{session}"))
+    before = {s: entry(session=s, room=f"room-{s}") for s in ("a", "b", "c")}
+    no_second_slot(monkeypatch)
+    describes = len(stack.emulator.calls("DescribeTaskInfo"))
+    report = tick(stack, time.time() + 600)
+    assert (report["sweep_ok"], report["swept"], report["sweep_throttled"]) == (1, 1, 1), report
+    assert "sweep_errors" not in report, report
+    assert len(stack.emulator.calls("DescribeTaskInfo")) == describes + 1
+    after = {s: entry(session=s, room=f"room-{s}") for s in ("a", "b", "c")}
+    moved = [s for s in after if after[s].checked_at != before[s].checked_at]
+    assert len(moved) == 1, moved  # the throttled check and the one after it: untouched
+    assert [after[s].last_error for s in after] == [before[s].last_error for s in before]
+
+
+def test_an_in_process_tick_goes_on_after_a_renewal_gme_has_no_room_for(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, policy_limits: Any
+) -> None:
+    """Only a throttled check ends the tick (the sweep can wait): a renewal the pace has no slot
+    for is counted as a renewal error, as any failed unit, and the units after it still run."""
+    policy_limits(**{"ranked-mixed": "none"})
+    t0 = time.time()
+    for session in ("a", "b"):
+        send(stack, created(session=session, room=f"room-{session}"))
+    stack.emulator.advance(23 * HOUR + 50 * 60)
+    no_second_slot(monkeypatch)  # the second renewal's StopRecord finds no slot
+    report = tick(stack, t0 + 23 * HOUR + 50 * 60)
+    assert (report["renewed"], report["renew_errors"]) == (1, 1), report
+    assert report["swept"] == 1, report  # the sweep ran after both (to its own throttled check)
+    assert len(stack.emulator.calls("StopRecord")) == 1  # the second stop was never sent...
+    assert sorted(e.generation for e in app.ledger().by_state(LedgerState.RECORDING)) == [0, 1]
+    assert len(stack.emulator.tasks(running_only=True)) == 2  # ...so its old task still runs
