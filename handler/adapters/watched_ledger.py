@@ -52,12 +52,21 @@ class WatchedLedger(LedgerWrapper):
         return stored
 
     def _report(self, old: LedgerEntry | None, new: LedgerEntry) -> None:
+        # The facts are read once per change and every listener gets its own list of them.
+        # `changes` is pure: had it failed, it would have failed for each listener alike, so
+        # each one's failure is logged, as when each listener read them itself.
+        try:
+            found = changes(old, new)
+        except Exception as exc:  # the recording is what matters; its report is best effort
+            for _ in self._listeners:
+                logger.error("recording change not reported", extra={"error": repr(exc)[:300]})
+            return
+        if not found:
+            return
         for listener in self._listeners:
             try:
-                found = changes(old, new)
-                if found:
-                    listener(found)
-            except Exception as exc:  # the recording is what matters; its report is best effort
+                listener(list(found))
+            except Exception as exc:
                 logger.error("recording change not reported", extra={"error": repr(exc)[:300]})
 
     def __getattr__(self, name: str) -> Any:
