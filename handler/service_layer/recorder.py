@@ -55,8 +55,11 @@ class Recorder:
             expires_after_seconds=expiry_seconds,
             response_hook=_mark_duplicate,
         )
+        # The payload Powertools hashes (and deep-copies first) is the key's three fields alone:
+        # the command itself, decision and all, rides along as a plain argument. The key is
+        # the same as hashing the whole command through KEY_FIELDS.
         self._ensure = idempotent_function(
-            data_keyword_argument="command",
+            data_keyword_argument="key",
             persistence_store=store,
             config=self.config,
             key_prefix=KEY_PREFIX,
@@ -72,7 +75,7 @@ class Recorder:
         self.config.register_lambda_context(context)
 
     def ensure(self, command: StartCommand) -> Outcome:
-        outcome: Outcome = self._ensure(command=command)
+        outcome: Outcome = self._ensure(key=_key(command), command=command)
         return outcome
 
     def forget_failure(self, biz_id: int, room_id: str, session: str) -> bool:
@@ -107,7 +110,7 @@ class Recorder:
         """What GME runs in the room now (DescribeTaskInfo); for the close path and the sweep."""
         return self._gme.describe_task(biz_id, room_id)
 
-    def _ensure_recording(self, command: StartCommand) -> Outcome:
+    def _ensure_recording(self, key: dict[str, Any], command: StartCommand) -> Outcome:
         decision = command.decision
         base = _base(command)
         if not decision.record or decision.plan is None:
@@ -152,6 +155,11 @@ class Recorder:
     def _retryable(self, command: StartCommand, code: str) -> bool:
         age = self._clock() - command.occurred_at.timestamp()
         return is_retryable(code, room_is_new=age <= self._grace)
+
+
+def _key(command: StartCommand) -> dict[str, Any]:
+    """What KEY_FIELDS selects, as `model_dump(mode="json")` of the command gives it."""
+    return {"biz_id": command.biz_id, "room_id": command.room_id, "session": command.session}
 
 
 def _base(command: StartCommand) -> dict[str, Any]:

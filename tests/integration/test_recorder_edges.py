@@ -5,6 +5,8 @@ key prefix that every deployed outcome is stored under.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,6 +106,22 @@ def test_outcomes_are_stored_under_the_stable_key_prefix(gme: TencentGme, tmp_pa
         ids = [row[0] for row in db.execute("SELECT id FROM idempotency")]
     assert len(ids) == 1
     assert ids[0].startswith(f"{KEY_PREFIX}#")
+
+
+def test_the_key_is_the_hash_of_biz_id_room_id_and_session_alone(
+    gme: TencentGme, tmp_path: Path
+) -> None:
+    """The key every stored outcome is found by (Powertools: md5 of the sorted JSON of what
+    KEY_FIELDS selects): a different decision for the same session is the same key."""
+    selected = json.dumps([BIZ_ID, ROOM, "s-1"], sort_keys=True).encode()
+    expected = f"{KEY_PREFIX}#{hashlib.md5(selected).hexdigest()}"  # noqa: S324 (Powertools')
+    store = tmp_path / "idempotency.db"
+    recorder(gme, store).ensure(COMMAND)
+    other = COMMAND.decision.model_copy(update={"rule": "another", "policy_version": "v2"})
+    again = recorder(gme, store).ensure(COMMAND.model_copy(update={"decision": other}))
+    assert again.duplicate
+    with sqlite3.connect(store) as db:
+        assert [row[0] for row in db.execute("SELECT id FROM idempotency")] == [expected]
 
 
 def test_modify_and_running_task_answer_what_gme_says(
