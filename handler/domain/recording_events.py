@@ -19,7 +19,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -107,15 +107,24 @@ class RecordingEvent(BaseModel):
     previous_task_id: str | None = Field(default=None, description="recording.renewed only")
     file_name: str | None = Field(default=None, description="recording.file only")
 
-    def body(self) -> str:
-        """The JSON as sent: every common field (task_id, rule, policy_version may be null),
-        the type's own fields only when they apply. Compact, so every attempt is the same
-        bytes."""
+    def document(self) -> dict[str, Any]:
+        """The event as sent, parsed: every common field (task_id, rule, policy_version may be
+        null), the type's own fields only when they apply. JSON types only, so it is what
+        `json.loads(body())` gives."""
         doc = self.model_dump(mode="json")
         for name in _TYPE_FIELDS:
             if doc[name] is None:
                 del doc[name]
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+        return doc
+
+    def body(self) -> str:
+        """The JSON as sent (`document()`), compact, so every attempt is the same bytes."""
+        return encode(self.document())
+
+
+def encode(document: dict[str, Any]) -> str:
+    """A recording event's `document()` as the bytes sent."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 _TYPE_FIELDS = ("adopted", "error_code", "previous_task_id", "file_name")

@@ -13,7 +13,6 @@ successful flush lifts the pause.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ from collections.abc import Callable, Sequence
 from handler.bootstrap import observability as obs
 from handler.bootstrap.observability import logger
 from handler.domain.outbox import Outbox, OutboxItem, Sink
-from handler.domain.recording_events import RecordingChange, RecordingEvent
+from handler.domain.recording_events import RecordingChange, RecordingEvent, encode
 
 PAUSE_SECONDS = 60.0
 #: The log message of each event (the local runner's short lines show these too).
@@ -53,11 +52,12 @@ class Notifier:
                 self._publish(change.event)
 
     def _publish(self, event: RecordingEvent) -> None:
-        body = event.body()
+        document = event.document()  # logged as is: no parse of the body just encoded
+        body = encode(document)
         logger.info(
             RECORDING_EVENT,
             extra={
-                "event": json.loads(body),
+                "event": document,
                 "sinks": list(self.sinks) or "none (set NOTIFY_WEBHOOK_URL or NOTIFY_EVENT_BUS)",
             },
         )

@@ -3,6 +3,8 @@ that depends on the fact only (never on the delivery, the time it was sent, or a
 
 from __future__ import annotations
 
+import json
+
 from handler.domain.decision import Decision, RecordMode, RecordPlan
 from handler.domain.ledger import CallbackNote, Change, LedgerEntry
 from handler.domain.ledger_rules import (
@@ -153,3 +155,16 @@ def test_a_new_file_is_one_event_per_file_and_a_repeat_is_none() -> None:
     _, [other] = apply(entry, callback(second, 122.0))
     assert other.event is not None
     assert other.event.id != file.event.id
+
+
+def test_the_logged_document_is_the_body_parsed() -> None:
+    """The notifier logs `document()` and sends `body()`: they must say the same thing."""
+    entry = recording()
+    _, [renewed] = apply(
+        apply(entry, task_lost(1, 200.0, "renewal"))[0],
+        new_task(Outcome(status=OutcomeStatus.STARTED, task_id="777"), 1, 201.0, "renew", "é"),
+    )
+    for event in (start_event(TASK, 100.0).event, renewed.event):
+        assert event is not None
+        assert json.loads(event.body()) == event.document()
+        assert list(json.loads(event.body())) == list(event.document())  # same order
