@@ -192,9 +192,23 @@ def count_by(name: str, dimension: str, value: str) -> None:
     _alone(name, MetricUnit.Count, 1, {dimension: value})
 
 
+#: Each thread's metric set for `_alone`, emptied before each use: building a new one for
+#: every datapoint cost as much as the rest of it (the provider lists every unit anew).
+_single = threading.local()
+
+
+def _single_metric_set() -> EphemeralMetrics:
+    one: EphemeralMetrics | None = getattr(_single, "metrics", None)
+    if one is None:
+        one = _single.metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    else:
+        one.clear_metrics()
+    return one
+
+
 def _alone(name: str, unit: MetricUnit, value: float, dimensions: Mapping[str, str]) -> None:
     """One datapoint with its own dimensions, flushed at once so they cannot leak onto others."""
-    one = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    one = _single_metric_set()
     one.add_dimension(name="service", value=SERVICE)
     for dimension, label in dimensions.items():
         one.add_dimension(name=dimension, value=label[:100] or "unknown")
