@@ -37,6 +37,8 @@ ATTRIBUTES_BYTES = 8 * 1024
 MAX_DURATION_END = "max_duration"
 #: One history line's detail, and the last error kept (GME messages, file lists).
 MAX_TEXT_BYTES = 512
+#: What `json.dumps(value, ensure_ascii=False)` builds on every call, built once (stateless).
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 class LedgerState(StrEnum):
@@ -78,7 +80,7 @@ class DecidedOn(BaseModel):
     @classmethod
     def of(cls, event: RoomEvent) -> DecidedOn:
         attributes: dict[str, Scalar] | None = dict(event.attributes)
-        if utf8_bytes(json.dumps(attributes, ensure_ascii=False)) > ATTRIBUTES_BYTES:
+        if utf8_bytes(_JSON.encode(attributes)) > ATTRIBUTES_BYTES:
             attributes = None
         return cls(
             occurred_at=event.occurred_at.timestamp(),
@@ -219,7 +221,7 @@ def newest_within(
 def json_string_bytes(text: str) -> int:
     """What one string adds to the entry's JSON document: its encoded bytes (quotes and
     escapes included) and a comma."""
-    return utf8_bytes(json.dumps(text, ensure_ascii=False)) + 1
+    return utf8_bytes(_JSON.encode(text)) + 1
 
 
 def _history_bytes(item: HistoryItem) -> int:

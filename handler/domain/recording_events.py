@@ -122,9 +122,13 @@ class RecordingEvent(BaseModel):
         return encode(self.document())
 
 
+#: What `json.dumps(doc, separators=(",", ":"), ensure_ascii=False)` builds per call, once.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(document: dict[str, Any]) -> str:
     """A recording event's `document()` as the bytes sent."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(document)
 
 
 _TYPE_FIELDS = ("adopted", "error_code", "previous_task_id", "file_name")
