@@ -121,9 +121,9 @@ class MemorySlots:
         self._latency = latency
         self._tat: dict[str, float] = {}
 
-    def reserve(self, key: str, max_wait: float) -> float | None:
+    def reserve(self, key: str, max_wait: float, pace: Pace | None = None) -> float | None:
         self._clock.sleep(self._latency)
-        got = reserve(self._tat.get(key, 0.0), self._clock.now(), self.pace, max_wait)
+        got = reserve(self._tat.get(key, 0.0), self._clock.now(), pace or self.pace, max_wait)
         if got is None:
             return None
         self._tat[key] = got[0]

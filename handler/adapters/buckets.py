@@ -30,11 +30,13 @@ KEY_TTL_SECONDS = 3600  # a schedule idle for an hour is in the past anyway
 
 class SlotStore(Protocol):
     """Reserve the next slot of ``key``: its start (epoch seconds), or None if none starts within
-    ``max_wait`` seconds (then nothing is reserved). Stores keep it under ``KEY_PREFIX + key``."""
+    ``max_wait`` seconds (then nothing is reserved). Stores keep it under ``KEY_PREFIX + key``.
+    ``pace`` is the configured one; a caller may reserve at a slower one of its own (the
+    gateway does where it sees arrival jitter, ``handler.domain.ratelimit.Pace.within``)."""
 
     pace: Pace
 
-    def reserve(self, key: str, max_wait: float) -> float | None: ...
+    def reserve(self, key: str, max_wait: float, pace: Pace | None = None) -> float | None: ...
 
 
 class SQLiteSlots:
@@ -49,13 +51,13 @@ class SQLiteSlots:
     def _connection(self) -> sqlite3.Connection:
         return self._files.get()
 
-    def reserve(self, key: str, max_wait: float) -> float | None:
+    def reserve(self, key: str, max_wait: float, pace: Pace | None = None) -> float | None:
         key = KEY_PREFIX + key
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")  # the write lock first: no two workers read the same tat
         try:
             row = conn.execute("SELECT tat FROM gme_rate WHERE id = ?", (key,)).fetchone()
-            got = reserve(row[0] if row else 0.0, time.time(), self.pace, max_wait)
+            got = reserve(row[0] if row else 0.0, time.time(), pace or self.pace, max_wait)
             if got is not None:
                 conn.execute(
                     "INSERT INTO gme_rate (id, tat) VALUES (?, ?)"
@@ -74,6 +76,7 @@ class SQLiteSlots:
 class _Ask:
     """One caller's request for a slot, answered by whichever caller writes for the key."""
 
+    pace: Pace
     max_wait: float
     done: bool = False
     start: float | None = None
@@ -120,11 +123,11 @@ class DynamoDBSlots:
         self._turns: dict[str, _Turns] = {}
         self._turns_guard = threading.Lock()
 
-    def reserve(self, key: str, max_wait: float) -> float | None:
+    def reserve(self, key: str, max_wait: float, pace: Pace | None = None) -> float | None:
         key = KEY_PREFIX + key
         with self._turns_guard:
             turns = self._turns.setdefault(key, _Turns())
-        ask = _Ask(max_wait)
+        ask = _Ask(pace or self.pace, max_wait)
         with turns.guard:
             turns.waiting.append(ask)
         with turns.writer:
@@ -133,7 +136,7 @@ class DynamoDBSlots:
             with turns.guard:
                 asks, turns.waiting = turns.waiting, []
             try:
-                starts = self._write(key, [a.max_wait for a in asks])
+                starts = self._write(key, [(a.pace, a.max_wait) for a in asks])
             except BaseException:
                 with turns.guard:  # the others go again, in turns of their own
                     turns.waiting[:0] = [a for a in asks if a is not ask]
@@ -142,13 +145,13 @@ class DynamoDBSlots:
                 each.start, each.done = start, True
         return ask.start
 
-    def _write(self, key: str, max_waits: list[float]) -> list[float | None]:
+    def _write(self, key: str, asks: list[tuple[Pace, float]]) -> list[float | None]:
         """Move ``key``'s tat past a slot for each caller (one request when uncontended)."""
         exc_type = self._client.exceptions.ConditionalCheckFailedException
         old = self._seen.get(key)
         while True:
             now = time.time()
-            tat, starts = reserve_each(float(old) if old else 0.0, now, self.pace, max_waits)
+            tat, starts = reserve_each(float(old) if old else 0.0, now, asks)
             if all(start is None for start in starts):
                 return starts
             new = f"{tat:.6f}"
@@ -202,8 +205,9 @@ class RedisSlots:
         self.pace = pace
         self._script = client.register_script(_LUA_RESERVE)
 
-    def reserve(self, key: str, max_wait: float) -> float | None:
-        args = [f"{time.time():.6f}", repr(self.pace.interval), self.pace.burst, repr(max_wait)]
+    def reserve(self, key: str, max_wait: float, pace: Pace | None = None) -> float | None:
+        pace = pace or self.pace
+        args = [f"{time.time():.6f}", repr(pace.interval), pace.burst, repr(max_wait)]
         answer = self._script(keys=[KEY_PREFIX + key], args=[*args, KEY_TTL_SECONDS])
         return None if answer is None else float(answer)
 

@@ -12,6 +12,13 @@ Two layers, because they fail differently:
    call is repeated after a jittered exponential backoff, taking a new slot each time. Repeating
    is safe even for StartRecord: GME refused it before doing anything.
 
+The pace slows itself where the network needs it: each call's round trip, from its slot's
+start to GME's answer, is kept per action (``handler.domain.ratelimit.ArrivalSpread``), and
+slots are reserved at the configured pace or, where the round trips spread by more than it
+tolerates, at the slower pace that tolerates the spread (``Pace.within``). A deployment far
+from GME's endpoint thus trades a few per cent of the rate for no throttled answers; one
+near it keeps the whole configured rate.
+
 A slot slept past is given up for a new one: a request sent well after its slot start could
 meet the requests of later slots inside one of GME's seconds (the jitter tolerance of
 ``handler.domain.ratelimit.Pace``). Oversleeping may spend half the tolerance at most; the other
@@ -43,7 +50,7 @@ from handler.domain.gme import (
     RunningTask,
     is_throttled,
 )
-from handler.domain.ratelimit import slot_key
+from handler.domain.ratelimit import ArrivalSpread, Pace, slot_key
 
 T = TypeVar("T")
 
@@ -91,6 +98,7 @@ class RateLimitedGme:
         #: slots given up because the caller woke too late for them.
         self.stats = {"waited": 0, "throttled": 0, "no_time_left": 0, "late": 0}
         self._stats_lock = threading.Lock()  # one gateway serves every thread of the process
+        self._spreads: dict[str, ArrivalSpread] = {}
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
@@ -124,13 +132,28 @@ class RateLimitedGme:
             "DescribeRecordInfo", lambda: self._inner.describe_record_info(biz_id, task_id)
         )
 
+    def pace(self, action: str) -> Pace:
+        """The pace ``action``'s next slot is reserved at: the configured one, slowed to
+        tolerate the arrival jitter its recent round trips show."""
+        with self._stats_lock:
+            spread = self._spreads.get(action)
+            jitter = spread.jitter() if spread is not None else 0.0
+        return self._slots.pace.within(jitter)
+
+    def _round_trip(self, action: str, slot_start: float) -> None:
+        with self._stats_lock:
+            spread = self._spreads.setdefault(action, ArrivalSpread())
+            spread.add(self._clock() - slot_start)
+
     def _call(self, action: str, call: Callable[[], T]) -> T:
         attempt = 0
         while True:
-            self._take_slot(action)
+            slot_start = self._take_slot(action)
             try:
-                return call()
+                answer = call()
             except GmeError as exc:
+                if exc.request_id:  # GME answered: a round trip all the same (not a timeout)
+                    self._round_trip(action, slot_start)
                 if not is_throttled(exc.code):
                     raise
                 self._count("throttled")
@@ -142,13 +165,17 @@ class RateLimitedGme:
                     raise  # retryable as it is; the queue retries after the deadline
                 self._sleep(delay)
                 attempt += 1
+            else:
+                self._round_trip(action, slot_start)
+                return answer
 
-    def _take_slot(self, action: str) -> None:
+    def _take_slot(self, action: str) -> float:
+        """Reserve a slot and wait for it; its start (the caller's clock)."""
         while True:
             budget = self.budget()
             # 900 s is Lambda's longest timeout: "no deadline" still needs a finite number in Lua.
             start = self._slots.reserve(
-                slot_key(action, self._scope()), max_wait=min(budget, 900.0)
+                slot_key(action, self._scope()), max_wait=min(budget, 900.0), pace=self.pace(action)
             )
             if start is None:
                 self._count("no_time_left")
@@ -157,11 +184,11 @@ class RateLimitedGme:
                 )
             wait = start - self._clock()
             if wait <= 0:
-                return  # due now; a slow store would delay any new slot just as much
+                return start  # due now; a slow store would delay any new slot just as much
             self._count("waited")
             if self._on_wait is not None:  # pacing that holds workers back shows as latency
                 self._on_wait(wait)
             self._sleep(wait)
             if self._clock() - start <= self._late:
-                return
+                return start
             self._count("late")  # overslept: sent now, it could meet 20 later slots in one second

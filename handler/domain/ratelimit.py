@@ -62,6 +62,50 @@ class Pace:
         (negative: the pace exceeds ``limit`` even when every request arrives on time)."""
         return (limit + 1 - self.burst) / self.rate - 1
 
+    def within(self, jitter: float, limit: int = GME_LIMIT_PER_SECOND) -> Pace:
+        """This pace, or a slower one where it would not tolerate ``jitter`` seconds of arrival
+        spread: the rate whose ``jitter_tolerance`` is exactly ``jitter`` (same burst). Never
+        faster than ``rate``: the setting is a ceiling, the jitter only lowers it."""
+        if jitter <= self.jitter_tolerance(limit):
+            return self
+        return Pace(max(limit + 1 - self.burst, 1) / (1 + jitter), self.burst)
+
+
+#: Round trips kept per action to estimate the arrival jitter from (about 3 s of calls at 20/s).
+SPREAD_WINDOW = 64
+#: Headroom over the spread seen: a window of samples rarely holds both extremes of the delay.
+SPREAD_MARGIN = 1.2
+#: The most jitter the pace slows down for (to 20 / 1.1 = 18.2 a second): beyond it, a slow
+#: answer is more likely GME's own processing time than a late arrival, and the backoff is there.
+MAX_JITTER = 0.1
+
+
+class ArrivalSpread:
+    """How much the delay from a slot's start to GME's answer varies, over the last calls.
+
+    GME counts a request when it arrives; the caller can only time the whole round trip: from
+    the slot's start (so a late wake-up, a store write or a connection set-up after it count)
+    to the answer. The spread of those round trips, highest minus lowest, bounds the spread of
+    the arrivals when the answer's leg and GME's processing time are steady, and overstates it
+    otherwise: the pace it asks for (``Pace.within(jitter())``) errs on the slow side. Not
+    thread-safe: the gateway holds a lock around it.
+    """
+
+    def __init__(self, window: int = SPREAD_WINDOW) -> None:
+        self._window = window
+        self._samples: list[float] = []
+
+    def add(self, round_trip: float) -> None:
+        self._samples.append(round_trip)
+        if len(self._samples) > self._window:
+            del self._samples[0]
+
+    def jitter(self) -> float:
+        """The arrival jitter to pace for, in seconds: the spread seen with its margin, capped."""
+        if len(self._samples) < 2:
+            return 0.0
+        return min(MAX_JITTER, SPREAD_MARGIN * (max(self._samples) - min(self._samples)))
+
 
 def endpoint_region(host: str) -> str:
     """The access region GME counts a request in, from the endpoint host GME_ENDPOINT names:
@@ -106,14 +150,15 @@ def reserve(tat: float, now: float, pace: Pace, max_wait: float) -> tuple[float,
 
 
 def reserve_each(
-    tat: float, now: float, pace: Pace, max_waits: Sequence[float]
+    tat: float, now: float, asks: Sequence[tuple[Pace, float]]
 ) -> tuple[float, list[float | None]]:
-    """Slots for several callers at once, as if each had reserved in turn: the new ``tat`` and
-    each caller's slot start, None for one whose slot would start after its own ``max_wait``
-    (it reserves nothing: the next caller gets that slot). One store write then takes them all.
+    """Slots for several callers at once, as if each had reserved in turn, each ``(pace,
+    max_wait)``: the new ``tat`` and each caller's slot start, None for one whose slot would
+    start after its own ``max_wait`` (it reserves nothing: the next caller gets that slot). One
+    store write then takes them all.
     """
     starts: list[float | None] = []
-    for max_wait in max_waits:
+    for pace, max_wait in asks:
         got = reserve(tat, now, pace, max_wait)
         if got is not None:
             tat = got[0]

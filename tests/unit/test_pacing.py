@@ -11,6 +11,9 @@ from handler.adapters.ratelimited_gme import RateLimitedGme
 from handler.bootstrap import app
 from handler.bootstrap.config import ConfigError, Settings
 from handler.domain.ratelimit import (
+    MAX_JITTER,
+    SPREAD_MARGIN,
+    ArrivalSpread,
     Pace,
     credential_tag,
     endpoint_region,
@@ -53,28 +56,38 @@ def test_a_caller_that_cannot_wait_reserves_nothing() -> None:
 
 
 @given(
-    rate=st.integers(min_value=1, max_value=40),
-    burst=st.integers(min_value=1, max_value=5),
     tat=st.floats(min_value=0, max_value=2000),
-    waits=st.lists(st.floats(min_value=0, max_value=2), max_size=12),
+    asks=st.lists(
+        st.tuples(
+            st.builds(
+                Pace,
+                st.floats(min_value=1, max_value=40),
+                st.integers(min_value=1, max_value=5),
+            ),
+            st.floats(min_value=0, max_value=2),
+        ),
+        max_size=12,
+    ),
 )
 def test_slots_taken_together_are_the_slots_taken_in_turn(
-    rate: int, burst: int, tat: float, waits: list[float]
+    tat: float, asks: list[tuple[Pace, float]]
 ) -> None:
-    """One write for several callers hands out exactly what their writes one by one would."""
-    pace, now = Pace(rate, burst), 1000.0
+    """One write for several callers hands out exactly what their writes one by one would,
+    each at its own pace (a caller that sees jitter reserves at a slower one)."""
+    now = 1000.0
     expected: list[float | None] = []
     one_by_one = tat
-    for wait in waits:
+    for pace, wait in asks:
         got = reserve(one_by_one, now, pace, wait)
         if got is not None:
             one_by_one = got[0]
         expected.append(None if got is None else got[1])
-    assert reserve_each(tat, now, pace, waits) == (one_by_one, expected)
+    assert reserve_each(tat, now, asks) == (one_by_one, expected)
 
 
 def test_a_caller_short_of_time_leaves_its_slot_to_the_next() -> None:
-    tat, starts = reserve_each(0.0, 10.0, Pace(2, 1), [0, 0.2, 5, 5])
+    pace = Pace(2, 1)
+    tat, starts = reserve_each(0.0, 10.0, [(pace, 0), (pace, 0.2), (pace, 5), (pace, 5)])
     assert starts == [10.0, None, 10.5, 11.0]  # the second could not wait 0.5 s
     assert tat == 11.5
 
@@ -121,6 +134,46 @@ def test_jitter_tolerance_is_the_lateness_that_puts_21_in_a_second(rate: float, 
     # The rule of thumb is the same statement: some jitter is tolerated iff rate + burst - 1 < 20.
     if abs(rate + burst - 21) > 1e-9:
         assert (pace.jitter_tolerance() > 0) == (rate + burst - 1 < 20)
+
+
+@given(
+    rate=st.floats(min_value=1, max_value=19.9),
+    burst=st.integers(min_value=1, max_value=4),
+    jitter=st.floats(min_value=0, max_value=0.5),
+)
+def test_a_pace_within_some_jitter_tolerates_it_and_is_never_faster(
+    rate: float, burst: int, jitter: float
+) -> None:
+    pace = Pace(rate, burst)
+    slowed = pace.within(jitter)
+    assert slowed.burst == burst
+    assert slowed.rate <= rate
+    if pace.rate + burst - 1 < 20:  # a pace already at or past GME's limit is not made valid
+        assert slowed.jitter_tolerance() >= jitter - 1e-9
+    if slowed.rate < rate:  # slowed no more than the jitter needs
+        assert slowed.jitter_tolerance() == pytest.approx(jitter)
+
+
+def test_the_default_pace_slows_only_for_more_jitter_than_it_tolerates() -> None:
+    pace = Pace(19, 1)
+    assert pace.within(0.05) is pace  # 50 ms: 19 a second tolerate 52.6 ms
+    assert pace.within(0.06).rate == pytest.approx(20 / 1.06)  # 18.87 a second
+    assert pace.within(0.06).jitter_tolerance() == pytest.approx(0.06)
+
+
+def test_the_arrival_spread_is_the_recent_round_trips_spread_with_its_margin() -> None:
+    spread = ArrivalSpread(window=4)
+    assert spread.jitter() == 0.0  # nothing seen: the configured pace
+    spread.add(0.30)
+    assert spread.jitter() == 0.0  # one round trip has no spread
+    for trip in (0.33, 0.27, 0.31):
+        spread.add(trip)
+    assert spread.jitter() == pytest.approx(SPREAD_MARGIN * 0.06)
+    for trip in (0.30, 0.30, 0.31):  # the outliers age out of the window
+        spread.add(trip)
+    assert spread.jitter() == pytest.approx(SPREAD_MARGIN * 0.01)
+    spread.add(5.0)  # a stall is not a reason to crawl: capped
+    assert spread.jitter() == MAX_JITTER
 
 
 @pytest.mark.parametrize(
