@@ -134,10 +134,11 @@ MODULES: dict[str, list[str]] = {
         [f"handler/service_layer/lifecycle/{name}.py" for name in ("steps", "sweep", "tick")],
         LIFECYCLE_TESTS,
     ),
-    "handler/domain/ratelimit.py": ["tests/unit/test_pacing.py"],
+    "handler/domain/ratelimit.py": ["tests/unit/test_pacing.py", "tests/bench/test_scale_pace.py"],
     "handler/adapters/ratelimited_gme.py": [
         "tests/unit/test_pacing.py",
         "tests/integration/test_rate_limit.py",
+        "tests/bench/test_scale_pace.py",  # the pace that slows for the jitter it sees
     ],
     "handler/adapters/buckets.py": [
         "tests/unit/test_pacing.py",
