@@ -176,6 +176,18 @@ def test_the_arrival_spread_is_the_recent_round_trips_spread_with_its_margin() -
     assert spread.jitter() == MAX_JITTER
 
 
+def test_an_outlier_slows_the_pace_for_the_next_64_answers_and_no_further() -> None:
+    spread = ArrivalSpread()
+    spread.add(0.5)  # one slow answer among steady ones
+    for _ in range(63):
+        spread.add(0.3)
+    assert spread.jitter() == pytest.approx(0.1)  # 200 ms seen: capped at 100 ms
+    assert Pace(19, 1).within(spread.jitter()).rate == pytest.approx(20 / 1.1)  # 18.2 a second
+    spread.add(0.3)  # the 64th since: the outlier is out of the window
+    assert spread.jitter() == 0.0
+    assert Pace(19, 1).within(spread.jitter()) == Pace(19, 1)
+
+
 @pytest.mark.parametrize(
     ("host", "region"),
     [
