@@ -76,12 +76,14 @@ class RateLimitedGme:
         jitter: Callable[[], float] = random.random,
         on_throttle: Callable[[str], None] | None = None,
         on_wait: Callable[[float], None] | None = None,
+        on_pace: Callable[[str, float, float], None] | None = None,
         context: Callable[[], Any] | None = None,
         late_slot_seconds: float | None = None,
     ) -> None:
         self._inner = inner
         self._on_throttle = on_throttle
         self._on_wait = on_wait
+        self._on_pace = on_pace
         self._slots = slots
         self._scope = scope
         self._reserve = reserve_seconds
@@ -99,6 +101,8 @@ class RateLimitedGme:
         self.stats = {"waited": 0, "throttled": 0, "no_time_left": 0, "late": 0}
         self._stats_lock = threading.Lock()  # one gateway serves every thread of the process
         self._spreads: dict[str, ArrivalSpread] = {}
+        #: The rate last reported to ``on_pace`` per action (none yet: the configured one).
+        self._reported: dict[str, float] = {}
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
@@ -134,11 +138,21 @@ class RateLimitedGme:
 
     def pace(self, action: str) -> Pace:
         """The pace ``action``'s next slot is reserved at: the configured one, slowed to
-        tolerate the arrival jitter its recent round trips show."""
+        tolerate the arrival jitter its recent round trips show. A change of a tenth of a slot
+        a second or more, and the return to the configured rate, go to ``on_pace`` (action,
+        rate, jitter), so operators see why the fleet starts fewer rooms a second."""
+        configured = self._slots.pace
         with self._stats_lock:
             spread = self._spreads.get(action)
             jitter = spread.jitter() if spread is not None else 0.0
-        return self._slots.pace.within(jitter)
+            paced = configured.within(jitter)
+            last = self._reported.get(action, configured.rate)
+            changed = abs(paced.rate - last) >= 0.1 or (paced is configured and last != paced.rate)
+            if changed:
+                self._reported[action] = paced.rate
+        if changed and self._on_pace is not None:
+            self._on_pace(action, paced.rate, jitter)
+        return paced
 
     def _round_trip(self, action: str, slot_start: float) -> None:
         with self._stats_lock:

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from handler.adapters.secrets import Refreshing
 from handler.bootstrap.config import ConfigError, Settings
-from handler.bootstrap.observability import gme_error, logger, pacing_wait, register_secrets
+from handler.bootstrap.observability import (
+    gme_error,
+    logger,
+    pace_changed,
+    pacing_wait,
+    register_secrets,
+)
 
 if TYPE_CHECKING:  # the policy package is loaded only where a room is decided
     from handler.adapters.policy_source import PolicyProvider
@@ -192,6 +198,7 @@ def gme() -> Any:
         reserve_seconds=s.gme_timeout_seconds + 0.5,
         on_throttle=gme_error,
         on_wait=pacing_wait,
+        on_pace=pace_changed,
         context=current_context,
     )
     return limited

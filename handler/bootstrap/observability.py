@@ -250,6 +250,19 @@ def pacing_wait(seconds: float) -> None:
     _add(PACING_WAIT, MetricUnit.Milliseconds, round(seconds * 1000, 1))
 
 
+def pace_changed(action: str, rate: float, jitter: float) -> None:
+    """The fleet-wide pace of one GME action moved for the arrival jitter this worker sees
+    (``handler.adapters.ratelimited_gme``): fewer starts a second, by design, not a fault."""
+    logger.info(
+        "GME pace changed for arrival jitter",
+        extra={
+            "action": action,
+            "rate_per_second": round(rate, 2),
+            "jitter_ms": round(jitter * 1000, 1),
+        },
+    )
+
+
 def webhook_failed() -> None:
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "local"
     _alone(WEBHOOK_FAILED, MetricUnit.Count, 1, {"function_name": function})

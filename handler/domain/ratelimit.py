@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -92,17 +93,14 @@ class ArrivalSpread:
     """
 
     def __init__(self, window: int = SPREAD_WINDOW) -> None:
-        self._window = window
-        self._samples: list[float] = []
+        self._samples: deque[float] = deque(maxlen=window)
 
     def add(self, round_trip: float) -> None:
         self._samples.append(round_trip)
-        if len(self._samples) > self._window:
-            del self._samples[0]
 
     def jitter(self) -> float:
         """The arrival jitter to pace for, in seconds: the spread seen with its margin, capped."""
-        if len(self._samples) < 2:
+        if not self._samples:
             return 0.0
         return min(MAX_JITTER, SPREAD_MARGIN * (max(self._samples) - min(self._samples)))
 

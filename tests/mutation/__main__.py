@@ -137,6 +137,7 @@ MODULES: dict[str, list[str]] = {
     "handler/domain/ratelimit.py": ["tests/unit/test_pacing.py", "tests/bench/test_scale_pace.py"],
     "handler/adapters/ratelimited_gme.py": [
         "tests/unit/test_pacing.py",
+        "tests/unit/test_pace_jitter.py",
         "tests/integration/test_rate_limit.py",
         "tests/bench/test_scale_pace.py",  # the pace that slows for the jitter it sees
     ],
