@@ -66,10 +66,13 @@ class Pace:
     def within(self, jitter: float, limit: int = GME_LIMIT_PER_SECOND) -> Pace:
         """This pace, or a slower one where it would not tolerate ``jitter`` seconds of arrival
         spread: the rate whose ``jitter_tolerance`` is exactly ``jitter`` (same burst). Never
-        faster than ``rate``: the setting is a ceiling, the jitter only lowers it."""
-        if jitter <= self.jitter_tolerance(limit):
+        faster than ``rate``: the setting is a ceiling, the jitter only lowers it. A pace set
+        past ``limit`` even without jitter is a quota Tencent raised, which this rule cannot
+        know: it is left as set."""
+        tolerance = self.jitter_tolerance(limit)
+        if jitter <= tolerance or tolerance < 0:
             return self
-        return Pace(max(limit + 1 - self.burst, 1) / (1 + jitter), self.burst)
+        return Pace((limit + 1 - self.burst) / (1 + jitter), self.burst)
 
 
 #: Round trips kept per action to estimate the arrival jitter from (about 3 s of calls at 20/s).

@@ -148,10 +148,19 @@ def test_a_pace_within_some_jitter_tolerates_it_and_is_never_faster(
     slowed = pace.within(jitter)
     assert slowed.burst == burst
     assert slowed.rate <= rate
-    if pace.rate + burst - 1 < 20:  # a pace already at or past GME's limit is not made valid
+    if pace.jitter_tolerance() >= 0:
         assert slowed.jitter_tolerance() >= jitter - 1e-9
+    else:  # set past GME's 20 even without jitter: a raised quota, left as set
+        assert slowed is pace
     if slowed.rate < rate:  # slowed no more than the jitter needs
         assert slowed.jitter_tolerance() == pytest.approx(jitter)
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(1000, 100), (48, 1), (20, 2)])
+def test_a_pace_set_past_gme_documented_limit_is_a_raised_quota_and_never_slowed(
+    rate: float, burst: int
+) -> None:
+    assert Pace(rate, burst).within(0.1) == Pace(rate, burst)
 
 
 def test_the_default_pace_slows_only_for_more_jitter_than_it_tolerates() -> None:
