@@ -1,10 +1,12 @@
 """One way to open the project's SQLite files, shared by every SQLite adapter (idempotency
 records, rate-limit schedules, the ledger, quota counters).
 
-Each thread, and each process, gets its own connection: a connection inherited through `fork`
-must never be reused. Autocommit (no implicit transaction holds a lock between calls), a busy
-timeout so writers queue instead of failing, WAL so readers never block the single writer, and
-`synchronous=NORMAL`, the documented WAL setting (durable across process crashes, one fsync less).
+Each thread, and each process, gets its own connection to a file, which every adapter on that
+file shares (the idempotency records and the pace's schedules are one file); a connection
+inherited through `fork` is never reused. Autocommit (no implicit transaction holds a lock
+between calls), a busy timeout so writers queue instead of failing, WAL so readers never block
+the single writer, and `synchronous=NORMAL`, the documented WAL setting (durable across process
+crashes, one fsync less).
 """
 
 from __future__ import annotations
@@ -20,6 +22,31 @@ from pathlib import Path
 BUSY_TIMEOUT_MS = 5000
 
 
+class _Held:
+    """One thread's connection to one file, and the schemas already created through it."""
+
+    __slots__ = ("applied", "conn", "pid")
+
+    def __init__(self, conn: sqlite3.Connection, pid: int) -> None:
+        self.conn, self.pid = conn, pid
+        self.applied: set[tuple[str, ...]] = set()
+
+
+#: Each thread's open connections, by (file, busy timeout): every adapter on the same file in
+#: the same thread uses the one connection. Two connections to one file each drop their page
+#: cache whenever the other writes (the idempotency records and the pace's schedules share a
+#: file, and a new room writes both in turn), so sharing saves re-reading pages on every write.
+#: Statements of one thread never interleave: each adapter's transaction ends before it returns.
+_threads = threading.local()
+
+
+def _held() -> dict[tuple[str, int], _Held]:
+    held: dict[tuple[str, int], _Held] | None = getattr(_threads, "files", None)
+    if held is None:
+        held = _threads.files = {}
+    return held
+
+
 class ThreadConnections:
     """Per-thread, per-process connections to one file, the schema created on first use."""
 
@@ -32,32 +59,37 @@ class ThreadConnections:
         self.path = Path(path)
         self._schema = tuple(schema)
         self._busy_ms = busy_timeout_ms
-        self._local = threading.local()
+        self._key = (os.path.abspath(self.path), int(busy_timeout_ms))
 
     def get(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
+        held = _held()
+        mine = held.get(self._key)
+        if mine is None or mine.pid != os.getpid():  # never one inherited through fork
+            mine = held[self._key] = _Held(self._open(), os.getpid())
+        if self._schema not in mine.applied:
+            for statement in self._schema:
+                mine.conn.execute(statement)
+            mine.applied.add(self._schema)
+        return mine.conn
+
+    def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
             enable_wal(conn, self._busy_ms)
             conn.execute("PRAGMA synchronous = NORMAL")
-            for statement in self._schema:
-                conn.execute(statement)
         except BaseException:
             conn.close()
             raise
-        self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     def close(self) -> None:
-        """Close the calling thread's connection (other threads keep theirs)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local.conn = None
+        """Close the calling thread's connection to the file (other threads keep theirs; an
+        adapter on the same file in this thread opens a new one when it is next used)."""
+        mine = _held().pop(self._key, None)
+        if mine is not None and mine.pid == os.getpid():
+            mine.conn.close()
 
 
 def enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
