@@ -16,6 +16,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,26 +26,27 @@ BUSY_TIMEOUT_MS = 5000
 class _Held:
     """One thread's connection to one file, and the schemas already created through it."""
 
-    __slots__ = ("applied", "conn", "pid")
+    __slots__ = ("__weakref__", "applied", "closed", "conn", "pid")
 
     def __init__(self, conn: sqlite3.Connection, pid: int) -> None:
-        self.conn, self.pid = conn, pid
+        self.conn, self.pid, self.closed = conn, pid, False
         self.applied: set[tuple[str, ...]] = set()
 
 
-#: Each thread's open connections, by (file, busy timeout): every adapter on the same file in
-#: the same thread uses the one connection. Two connections to one file each drop their page
-#: cache whenever the other writes (the idempotency records and the pace's schedules share a
-#: file, and a new room writes both in turn), so sharing saves re-reading pages on every write.
+#: Each thread's connections, by (file, busy timeout): every adapter on the same file in the
+#: same thread uses the one connection. Two connections to one file each drop their page cache
+#: whenever the other writes (the idempotency records and the pace's schedules share a file,
+#: and a new room writes both in turn), so sharing saves re-reading pages on every write.
 #: Statements of one thread never interleave: each adapter's transaction ends before it returns.
+#: The adapters hold the connection; this only finds it, so it closes with its last adapter.
 _threads = threading.local()
 
 
-def _held() -> dict[tuple[str, int], _Held]:
-    held: dict[tuple[str, int], _Held] | None = getattr(_threads, "files", None)
-    if held is None:
-        held = _threads.files = {}
-    return held
+def _shared() -> dict[tuple[str, int], weakref.ref[_Held]]:
+    found: dict[tuple[str, int], weakref.ref[_Held]] | None = getattr(_threads, "files", None)
+    if found is None:
+        found = _threads.files = {}
+    return found
 
 
 class ThreadConnections:
@@ -60,16 +62,24 @@ class ThreadConnections:
         self._schema = tuple(schema)
         self._busy_ms = busy_timeout_ms
         self._key = (os.path.abspath(self.path), int(busy_timeout_ms))
+        self._local = threading.local()
 
     def get(self) -> sqlite3.Connection:
-        held = _held()
-        mine = held.get(self._key)
-        if mine is None or mine.pid != os.getpid():  # never one inherited through fork
-            mine = held[self._key] = _Held(self._open(), os.getpid())
+        mine: _Held | None = getattr(self._local, "held", None)
+        if mine is not None and not mine.closed and mine.pid == os.getpid():
+            return mine.conn
+        shared = _shared()
+        ref = shared.get(self._key)
+        mine = ref() if ref is not None else None
+        # Never one inherited through fork, nor one another adapter closed.
+        if mine is None or mine.closed or mine.pid != os.getpid():
+            mine = _Held(self._open(), os.getpid())
+            shared[self._key] = weakref.ref(mine)
         if self._schema not in mine.applied:
             for statement in self._schema:
                 mine.conn.execute(statement)
             mine.applied.add(self._schema)
+        self._local.held = mine
         return mine.conn
 
     def _open(self) -> sqlite3.Connection:
@@ -87,9 +97,14 @@ class ThreadConnections:
     def close(self) -> None:
         """Close the calling thread's connection to the file (other threads keep theirs; an
         adapter on the same file in this thread opens a new one when it is next used)."""
-        mine = _held().pop(self._key, None)
-        if mine is not None and mine.pid == os.getpid():
+        mine: _Held | None = getattr(self._local, "held", None)
+        if mine is None:
+            ref = _shared().get(self._key)
+            mine = ref() if ref is not None else None
+        if mine is not None and mine.pid == os.getpid() and not mine.closed:
             mine.conn.close()
+            mine.closed = True
+        self._local.held = None
 
 
 def enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:

@@ -4,10 +4,12 @@ their page cache whenever the other wrote."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 from pathlib import Path
 
+from handler.adapters import sqlite_files
 from handler.adapters.buckets import SQLiteSlots
 from handler.adapters.sqlite_files import ThreadConnections
 from handler.adapters.sqlite_store import SQLitePersistenceLayer
@@ -51,3 +53,19 @@ def test_closing_one_adapter_leaves_the_others_working(tmp_path: Path) -> None:
     assert store.purge_expired() == 0
     slots._files.close()
     assert store.purge_expired() == 0
+
+
+def test_the_connection_closes_with_its_last_adapter(tmp_path: Path) -> None:
+    """Adapters hold the connection, the thread's table only finds it: a process that builds
+    its adapters anew (the local runner after a settings change) keeps no old files open."""
+    first = ThreadConnections(tmp_path / "f.db", A)
+    second = ThreadConnections(tmp_path / "f.db", B)
+    first.get()
+    second.get()
+    key = (str(tmp_path / "f.db"), 5000)
+    del first
+    gc.collect()
+    assert sqlite_files._shared()[key]() is not None  # the second adapter still holds it
+    del second
+    gc.collect()
+    assert sqlite_files._shared()[key]() is None
