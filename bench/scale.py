@@ -59,6 +59,8 @@ def burst(
         f"scale / {name}: {rooms} rooms created within {spread:g} s, {shape.instances} workers x "
         f"batches of {shape.batch_size} ({'side by side' if concurrent else 'one by one'})"
     )
+    from handler.bootstrap import app
+
     clock = VirtualClock(time.time())
     t0 = clock.now()
     began = time.perf_counter()
@@ -70,6 +72,7 @@ def burst(
             if clock.now() >= give_up or clock.failures:
                 break
             clock.sleep(1.0)
+        pace = app.gme().pace("StartRecord")  # as slowed for the jitter the gateway saw
     if clock.failures:
         raise clock.failures[0]
     started = {room: at for room, at in gme.started_at.items() if room in created}
@@ -83,7 +86,7 @@ def burst(
     print(
         f"  last start {last:.1f} s after the first event (ideal {ideal:.0f} s); "
         f"{len(started)} started, {missing} not; {len(world.queue.dlq)} in the DLQ; "
-        f"{world.summary(began)}"
+        f"StartRecord paced at {pace.rate:.2f}/s by the end; {world.summary(began)}"
     )
     detail = f"{rooms} rooms in {spread:g} s, L={latency:g}s, {shape.instances}x{shape.batch_size}"
     return [
