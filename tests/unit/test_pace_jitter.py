@@ -137,3 +137,14 @@ def test_a_gme_error_is_a_round_trip_but_a_call_that_got_no_answer_is_not() -> N
     gme, _, _ = gateway([0.2, ("ResourceNotFound.RoomNotFound", "req-2")])
     calls(gme, 2)
     assert gme.pace("DescribeTaskInfo").rate < 19  # 0.2 s and 0.3 s: 100 ms apart
+
+
+def test_small_moves_of_the_slowed_rate_are_not_reported_but_the_return_always_is() -> None:
+    # 60 ms of spread (18.66 a second), a little more (61 ms: 18.64, not said), then only 46 ms
+    # once the 60 ms ones aged out (18.95: said), then none (19, only 0.05 up: said all the same).
+    trips = [0.30, 0.36, 0.361] + [0.30] * 10 + [0.346] + [0.30] * SPREAD_WINDOW
+    gme, _, reports = gateway(trips)
+    calls(gme, len(trips))
+    gme.pace("DescribeTaskInfo")  # the pace the next call would take
+    assert [round(rate, 2) for _, rate, _ in reports] == [18.66, 18.95, 19.0]
+    assert [round(jitter * 1000) for _, _, jitter in reports] == [72, 55, 0]
