@@ -211,6 +211,19 @@ def test_rate_slots_are_spaced_across_threads(store_url: str) -> None:
     assert second == pytest.approx(first + 2.0, abs=1e-5)
 
 
+def test_a_caller_may_reserve_at_a_slower_pace_of_its_own(store_url: str) -> None:
+    """The gateway slowed for jitter passes its own pace: the slot after one taken at it is
+    that pace's interval later, not the store's; and without one, the store's pace holds."""
+    slots = build_slot_store(store_url, Pace(rate=10, burst=1))
+    key = "StartRecord#own-pace"
+    first = slots.reserve(key, max_wait=0, pace=Pace(rate=0.5, burst=1))
+    assert first is not None
+    second = slots.reserve(key, max_wait=5)
+    assert second == pytest.approx(first + 2.0, abs=1e-5)  # 1 / 0.5 s: the caller's interval
+    third = slots.reserve(key, max_wait=5)
+    assert third == pytest.approx(second + 0.1, abs=1e-5)  # 1 / 10 s: the store's own
+
+
 def test_an_idle_schedule_is_removed_by_the_store_an_hour_after_its_last_slot(
     store_url: str,
 ) -> None:
