@@ -42,7 +42,8 @@ from handler.domain.ratelimit import Pace, limit_scope, reserve
 THROTTLED = "RequestLimitExceeded"
 #: Seconds one ledger or pace store call takes in virtual time: a DynamoDB round trip in-region.
 STORE_LATENCY = 0.005
-#: How far each one-way trip to GME strays from L/2, as a share of it (`--jitter` sets it).
+#: How far the way in to GME strays from L/2, as a share of it (`--jitter` sets it); the
+#: answer comes back in exactly L/2, so the round trips spread as the arrivals do.
 JITTER = 0.2
 
 

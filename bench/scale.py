@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
         "--jitter",
         type=float,
         default=_stack.JITTER,
-        help="how far each one-way trip to GME strays from L/2, as a share of it (default 0.2)",
+        help="how far the way in to GME strays from L/2, as a share of it (default 0.2)",
     )
     parser.add_argument("--only", type=lambda v: v.split(","), default=list(FIGURES))
     args = parser.parse_args(argv)
