@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import _scale_lifecycle as lc
@@ -38,6 +39,7 @@ from bench._common import (
 from bench._fleet import batch_runs_side_by_side
 from bench._stack import THROTTLED, Shape, build_stack, deployed_shape
 from bench._virtual import VirtualClock
+from handler.domain.ratelimit import Pace
 
 GME_LIMIT = 20  # StartRecords per second GME allows one credential
 BURST_TARGET = 1.1
@@ -50,15 +52,25 @@ def p99(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] if ordered else float("nan")
 
 
-def burst(
+@dataclass(frozen=True)
+class BurstRun:
+    """What one burst did: when each room was created and started (virtual epoch seconds)."""
+
+    t0: float
+    give_up: float
+    created: dict[str, float]
+    started: dict[str, float]
+    throttled: int
+    dead_letters: int
+    pace: Pace  # StartRecord's, as slowed for the jitter the gateway saw
+    summary: str
+
+
+def run_burst(
     latency: float, rooms: int, spread: float, shape: Shape, concurrent: bool
-) -> list[Result]:
-    """``rooms`` room-created events spread evenly over ``spread`` seconds, into the queue."""
-    name = f"burst L={latency:g}s"
-    header(
-        f"scale / {name}: {rooms} rooms created within {spread:g} s, {shape.instances} workers x "
-        f"batches of {shape.batch_size} ({'side by side' if concurrent else 'one by one'})"
-    )
+) -> BurstRun:
+    """``rooms`` room-created events spread evenly over ``spread`` seconds, into the queue,
+    through the deployed shape on the virtual clock, until every room started or give-up."""
     from handler.bootstrap import app
 
     clock = VirtualClock(time.time())
@@ -72,11 +84,33 @@ def burst(
             if clock.now() >= give_up or clock.failures:
                 break
             clock.sleep(1.0)
-        pace = app.gme().pace("StartRecord")  # as slowed for the jitter the gateway saw
+        pace = app.gme().pace("StartRecord")
     if clock.failures:
         raise clock.failures[0]
-    started = {room: at for room, at in gme.started_at.items() if room in created}
-    last = max(started.values(), default=give_up) - t0
+    return BurstRun(
+        t0=t0,
+        give_up=give_up,
+        created=created,
+        started={room: at for room, at in gme.started_at.items() if room in created},
+        throttled=gme.throttled,
+        dead_letters=len(world.queue.dlq),
+        pace=pace,
+        summary=world.summary(began),
+    )
+
+
+def burst(
+    latency: float, rooms: int, spread: float, shape: Shape, concurrent: bool
+) -> list[Result]:
+    """``rooms`` room-created events spread evenly over ``spread`` seconds, into the queue."""
+    name = f"burst L={latency:g}s"
+    header(
+        f"scale / {name}: {rooms} rooms created within {spread:g} s, {shape.instances} workers x "
+        f"batches of {shape.batch_size} ({'side by side' if concurrent else 'one by one'})"
+    )
+    run = run_burst(latency, rooms, spread, shape, concurrent)
+    created, started = run.created, run.started
+    last = max(started.values(), default=run.give_up) - run.t0
     ideal = max(rooms / GME_LIMIT, spread)  # the spread bounds small bursts
     ttr = [started[room] - created[room] for room in started]
     # The best any system could do: rooms started in arrival order at exactly GME's limit.
@@ -85,8 +119,8 @@ def burst(
     missing = rooms - len(started)
     print(
         f"  last start {last:.1f} s after the first event (ideal {ideal:.0f} s); "
-        f"{len(started)} started, {missing} not; {len(world.queue.dlq)} in the DLQ; "
-        f"StartRecord paced at {pace.rate:.2f}/s by the end; {world.summary(began)}"
+        f"{len(started)} started, {missing} not; {run.dead_letters} in the DLQ; "
+        f"StartRecord paced at {run.pace.rate:.2f}/s by the end; {run.summary}"
     )
     detail = f"{rooms} rooms in {spread:g} s, L={latency:g}s, {shape.instances}x{shape.batch_size}"
     return [
@@ -110,7 +144,7 @@ def burst(
                 detail,
             )
         ),
-        report(Result("scale", f"{name}: throttled answers", gme.throttled, 0, "<=", detail)),
+        report(Result("scale", f"{name}: throttled answers", run.throttled, 0, "<=", detail)),
     ]
 
 

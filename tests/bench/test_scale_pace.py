@@ -10,37 +10,22 @@ throttled before the pace measured its round trips).
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from bench import _scale_lifecycle as lc
-from bench._common import stdout_to_devnull
 from bench._fleet import batch_runs_side_by_side
-from bench._stack import build_stack, deployed_shape
-from bench._virtual import VirtualClock
-from handler.bootstrap import app
+from bench._stack import deployed_shape
+from bench.scale import run_burst
 from handler.domain.ratelimit import Pace
 
 ROOMS = 1000
 
 
 def burst(latency: float) -> tuple[int, int, Pace]:
-    """1,000 rooms created within 10 s at the deployed shape: (started, throttled, the pace the
-    gateway reserved StartRecord slots at by the end)."""
+    """1,000 rooms created within 10 s at the deployed shape, through the benchmark's own run:
+    (started, throttled, the pace the gateway reserved StartRecord slots at by the end)."""
     shape = deployed_shape()
-    side_by_side = batch_runs_side_by_side(shape.batch_size)  # builds an app of its own: first
-    clock = VirtualClock(time.time())
-    with build_stack(clock, latency) as gme, stdout_to_devnull():
-        world = lc.World(clock, gme, shape, side_by_side)
-        created = world.rooms_arrive("pace", ROOMS, 10.0)
-        give_up = clock.now() + 200.0
-        while (len(created) < ROOMS or world.queue.pending()) and clock.now() < give_up:
-            if clock.failures:
-                raise clock.failures[0]
-            clock.sleep(1.0)
-        pace = app.gme().pace("StartRecord")
-    return len(gme.started_at), gme.throttled, pace
+    run = run_burst(latency, ROOMS, 10.0, shape, batch_runs_side_by_side(shape.batch_size))
+    return len(run.started), run.throttled, run.pace
 
 
 def test_far_from_gme_the_pace_slows_for_the_jitter_and_nothing_is_throttled() -> None:
